@@ -1,0 +1,63 @@
+"""The system of record: a double-entry ledger that knows nothing of Temporal."""
+
+from ledger.errors import (
+    AccountClosed,
+    AccountExists,
+    AccountNotCustomer,
+    AccountNotEmpty,
+    AccountNotFound,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidAccountId,
+    InvalidAmount,
+    InvalidOwner,
+    LedgerError,
+    LedgerUnavailable,
+    SameAccount,
+    StepVoided,
+)
+from ledger.models import (
+    CLEARING_ACCOUNT,
+    EXTERNAL_ACCOUNT,
+    Account,
+    AccountKind,
+    AccountStatus,
+    PostingKind,
+    Receipt,
+    validate_account_id,
+    validate_owner,
+)
+from ledger.money import MAX_AMOUNT, format_amount, parse_amount
+from ledger.store import DEFAULT_LEDGER_URL, LedgerStore, open_store
+
+__all__ = [
+    "CLEARING_ACCOUNT",
+    "DEFAULT_LEDGER_URL",
+    "EXTERNAL_ACCOUNT",
+    "MAX_AMOUNT",
+    "Account",
+    "AccountClosed",
+    "AccountExists",
+    "AccountKind",
+    "AccountNotCustomer",
+    "AccountNotEmpty",
+    "AccountNotFound",
+    "AccountStatus",
+    "IdempotencyConflict",
+    "InsufficientFunds",
+    "InvalidAccountId",
+    "InvalidAmount",
+    "InvalidOwner",
+    "LedgerError",
+    "LedgerStore",
+    "LedgerUnavailable",
+    "PostingKind",
+    "Receipt",
+    "SameAccount",
+    "StepVoided",
+    "format_amount",
+    "open_store",
+    "parse_amount",
+    "validate_account_id",
+    "validate_owner",
+]

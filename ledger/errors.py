@@ -1,0 +1,119 @@
+"""The ledger's errors: one base, one leaf per business rule.
+
+Business errors (a rule was broken) are final: retrying them cannot help.
+`LedgerUnavailable` is the one retryable error: the store could not be
+reached or was busy, and the same call may succeed later.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import ClassVar
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger raises on purpose."""
+
+    retryable: ClassVar[bool] = False
+
+
+class InvalidAmount(LedgerError, ValueError):
+    """An amount is not a positive decimal with at most two places."""
+
+
+class InvalidAccountId(LedgerError, ValueError):
+    """An account number is empty, too long, or has characters we refuse."""
+
+
+class InvalidOwner(LedgerError, ValueError):
+    """An owner name is empty, too long, or has control characters."""
+
+
+class SameAccount(LedgerError, ValueError):
+    """A transfer names the same account on both sides."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"Source and destination are the same account: {account_id}")
+        self.account_id = account_id
+
+
+class AccountNotFound(LedgerError):
+    """No account has this number."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"Account not found: {account_id}")
+        self.account_id = account_id
+
+
+class AccountExists(LedgerError):
+    """An account with this number is already open."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"Account already exists: {account_id}")
+        self.account_id = account_id
+
+
+class AccountNotCustomer(LedgerError):
+    """Transfers move money between customer accounts only."""
+
+    def __init__(self, account_id: str, kind: str) -> None:
+        super().__init__(f"Account {account_id} is a {kind} account, not a customer account")
+        self.account_id = account_id
+        self.kind = kind
+
+
+class AccountClosed(LedgerError):
+    """The account is closed and takes no postings."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"Account is closed: {account_id}")
+        self.account_id = account_id
+
+
+class AccountNotEmpty(LedgerError):
+    """Only an account with a zero balance can be closed."""
+
+    def __init__(self, account_id: str, balance: Decimal) -> None:
+        super().__init__(f"Account {account_id} still holds {balance:.2f} and cannot be closed")
+        self.account_id = account_id
+        self.balance = balance
+
+
+class InsufficientFunds(LedgerError):
+    """A customer account would go below zero."""
+
+    def __init__(self, account_id: str, balance: Decimal, amount: Decimal) -> None:
+        super().__init__(f"Insufficient funds: {balance:.2f} < {amount:.2f}")
+        self.account_id = account_id
+        self.balance = balance
+        self.amount = amount
+
+
+class StepVoided(LedgerError):
+    """The key was reversed before it was ever applied, so it may never apply.
+
+    This is what refuses a late-arriving original: an attempt that outlived
+    its timeout and reached the ledger after its compensation already ran.
+    """
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Step {key} was voided by its compensation and cannot apply")
+        self.key = key
+
+
+class IdempotencyConflict(LedgerError):
+    """A key was reused for a different posting.
+
+    Re-applying a key must describe the same movement; anything else is a bug
+    in the caller and must not be answered with the first receipt.
+    """
+
+    def __init__(self, key: str, detail: str) -> None:
+        super().__init__(f"Key {key} was already used for a different posting: {detail}")
+        self.key = key
+
+
+class LedgerUnavailable(LedgerError):
+    """The store could not be reached or stayed busy; the call may be retried."""
+
+    retryable = True

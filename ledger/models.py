@@ -1,0 +1,97 @@
+"""The ledger's records: accounts and posting receipts, plain and immutable."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from ledger.errors import InvalidAccountId, InvalidOwner
+
+#: Account numbers: a letter or digit, then letters, digits, '-', '_' or '.'.
+#: Strict on purpose: an account number ends up in keys, logs and the Web UI.
+ACCOUNT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+MAX_OWNER_LENGTH = 200
+
+
+class AccountKind(StrEnum):
+    """What an account is for."""
+
+    CUSTOMER = "customer"  # holds a customer's money; never below zero
+    CLEARING = "clearing"  # money in flight between a debit and its credit
+    EXTERNAL = "external"  # the outside world: opening deposits come from here
+
+
+class AccountStatus(StrEnum):
+    """Whether an account takes postings."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class PostingKind(StrEnum):
+    """What a posting (or a void) was for."""
+
+    OPENING = "opening"  # external -> customer, the opening balance
+    DEBIT = "debit"  # customer -> clearing
+    CREDIT = "credit"  # clearing -> customer
+    REVERSAL = "reversal"  # the opposite movement of an earlier posting
+    VOID = "void"  # a reversal of a key that never applied: no money moves
+
+
+#: The accounts every ledger has from the start.
+CLEARING_ACCOUNT = "CLEARING"
+EXTERNAL_ACCOUNT = "EXTERNAL"
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account and its balance at the moment it was read."""
+
+    id: str
+    owner: str
+    kind: AccountKind
+    balance: Decimal
+    status: AccountStatus = AccountStatus.OPEN
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a posting did. Re-applying its key returns the same receipt.
+
+    A void (kind ``void``) moved no money: it records that `reverses` was
+    reversed before it ever applied, so it never will.
+    """
+
+    key: str
+    kind: PostingKind
+    amount: Decimal
+    from_account: str | None
+    to_account: str | None
+    reverses: str | None
+    posted_at: datetime
+    replayed: bool = False
+
+
+def validate_account_id(account_id: object) -> str:
+    """Return the account number if it is well formed, else raise InvalidAccountId."""
+    if not isinstance(account_id, str) or not ACCOUNT_ID_PATTERN.fullmatch(account_id):
+        shown = account_id[:80] if isinstance(account_id, str) else type(account_id).__name__
+        raise InvalidAccountId(
+            f"Invalid account number {shown!r}: use 1-64 letters, digits, '-', '_' or '.'"
+        )
+    return account_id
+
+
+def validate_owner(owner: object) -> str:
+    """Return the owner name, trimmed, if it is printable and not too long."""
+    if not isinstance(owner, str) or not owner.strip():
+        raise InvalidOwner("Owner name must not be empty")
+    name = owner.strip()
+    if len(name) > MAX_OWNER_LENGTH:
+        raise InvalidOwner(f"Owner name is longer than {MAX_OWNER_LENGTH} characters")
+    if any(not ch.isprintable() for ch in name):
+        raise InvalidOwner("Owner name must not contain control characters")
+    return name

@@ -1,0 +1,410 @@
+"""Ledger rules over SQL, shared by every SQL store.
+
+Subclasses supply connections and transactions; this class owns the SQL.
+Statements use ``?`` placeholders; a store whose driver wants another style
+rewrites them in `_sql`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from ledger.errors import (
+    AccountClosed,
+    AccountExists,
+    AccountNotEmpty,
+    AccountNotCustomer,
+    AccountNotFound,
+    IdempotencyConflict,
+    InsufficientFunds,
+    StepVoided,
+)
+from ledger.models import (
+    CLEARING_ACCOUNT,
+    EXTERNAL_ACCOUNT,
+    Account,
+    AccountKind,
+    AccountStatus,
+    PostingKind,
+    Receipt,
+    validate_account_id,
+    validate_owner,
+)
+from ledger.money import from_minor, parse_amount, to_minor
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the ledger uses."""
+
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """The part of a DB-API connection the ledger uses."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Cursor: ...
+
+
+_POSTING_COLUMNS = "key, kind, amount, from_account, to_account, reverses, posted_at"
+
+
+class SqlLedgerStore(abc.ABC):
+    """Double-entry ledger rules, written once for every SQL database."""
+
+    @abc.abstractmethod
+    def _transaction(self) -> AbstractContextManager[Connection]:
+        """A connection inside one write transaction: commit on exit, roll back on error."""
+
+    def _sql(self, statement: str) -> str:
+        """Rewrite a statement for the driver's placeholder style."""
+        return statement
+
+    def _exec(self, conn: Connection, statement: str, *params: Any) -> Cursor:
+        return conn.execute(self._sql(statement), params)
+
+    @staticmethod
+    def _now() -> str:
+        return datetime.now(UTC).isoformat(timespec="microseconds")
+
+    # -- accounts -------------------------------------------------------------
+
+    def _ensure_system_accounts(self, conn: Connection) -> None:
+        for account_id, owner, kind in (
+            (CLEARING_ACCOUNT, "Transfers in flight", AccountKind.CLEARING),
+            (EXTERNAL_ACCOUNT, "Outside world", AccountKind.EXTERNAL),
+        ):
+            if self._account_row(conn, account_id) is None:
+                self._exec(
+                    conn,
+                    "INSERT INTO accounts (id, owner, kind, balance, status, created_at)"
+                    " VALUES (?, ?, ?, 0, 'open', ?)",
+                    account_id,
+                    owner,
+                    kind.value,
+                    self._now(),
+                )
+
+    def _account_row(self, conn: Connection, account_id: str, *, lock: bool = False) -> Any:
+        return self._exec(
+            conn,
+            "SELECT id, owner, kind, balance, status FROM accounts WHERE id = ?"
+            + (self._lock_clause if lock else ""),
+            account_id,
+        ).fetchone()
+
+    #: Appended to a SELECT that reads a row about to be changed.
+    _lock_clause = ""
+
+    @staticmethod
+    def _account(row: Any) -> Account:
+        return Account(
+            id=row[0],
+            owner=row[1],
+            kind=AccountKind(row[2]),
+            balance=from_minor(int(row[3])),
+            status=AccountStatus(row[4]),
+        )
+
+    def open_account(
+        self, account_id: str, owner: str, opening_balance: Decimal = Decimal("0")
+    ) -> Account:
+        """Open a customer account; a positive opening balance comes from EXTERNAL."""
+        account_id = validate_account_id(account_id)
+        owner = validate_owner(owner)
+        amount = parse_amount(opening_balance, allow_zero=True)
+        with self._transaction() as conn:
+            if self._account_row(conn, account_id) is not None:
+                raise AccountExists(account_id)
+            self._exec(
+                conn,
+                "INSERT INTO accounts (id, owner, kind, balance, status, created_at)"
+                " VALUES (?, ?, 'customer', 0, 'open', ?)",
+                account_id,
+                owner,
+                self._now(),
+            )
+            if amount > 0:
+                self._post(
+                    conn,
+                    key=f"open/{account_id}",
+                    kind=PostingKind.OPENING,
+                    from_account=EXTERNAL_ACCOUNT,
+                    to_account=account_id,
+                    amount=amount,
+                )
+            return self._account(self._account_row(conn, account_id))
+
+    def close_account(self, account_id: str) -> Account:
+        """Close a customer account whose balance is zero."""
+        with self._transaction() as conn:
+            account = self._require_customer(conn, account_id)
+            if account.balance != 0:
+                raise AccountNotEmpty(account_id, account.balance)
+            self._exec(conn, "UPDATE accounts SET status = 'closed' WHERE id = ?", account_id)
+            return self._account(self._account_row(conn, account_id))
+
+    def get_account(self, account_id: str) -> Account:
+        """One account, or AccountNotFound."""
+        with self._transaction() as conn:
+            row = self._account_row(conn, account_id)
+        if row is None:
+            raise AccountNotFound(account_id)
+        return self._account(row)
+
+    def list_accounts(self) -> list[Account]:
+        """Every account, read in one transaction so the balances sum to zero."""
+        with self._transaction() as conn:
+            rows = self._exec(
+                conn, "SELECT id, owner, kind, balance, status FROM accounts ORDER BY kind, id"
+            ).fetchall()
+        return [self._account(row) for row in rows]
+
+    # -- postings -------------------------------------------------------------
+
+    def debit(self, key: str, account_id: str, amount: Decimal) -> Receipt:
+        """Customer -> clearing, refused if the balance is short."""
+        amount = parse_amount(amount)
+        with self._transaction() as conn:
+            replay = self._replay(conn, key, PostingKind.DEBIT, account_id, CLEARING_ACCOUNT, amount)
+            if replay is not None:
+                return replay
+            self._require_customer(conn, account_id, lock=True)
+            return self._post(
+                conn,
+                key=key,
+                kind=PostingKind.DEBIT,
+                from_account=account_id,
+                to_account=CLEARING_ACCOUNT,
+                amount=amount,
+            )
+
+    def credit(self, key: str, account_id: str, amount: Decimal) -> Receipt:
+        """Clearing -> customer."""
+        amount = parse_amount(amount)
+        with self._transaction() as conn:
+            replay = self._replay(conn, key, PostingKind.CREDIT, CLEARING_ACCOUNT, account_id, amount)
+            if replay is not None:
+                return replay
+            self._require_customer(conn, account_id, lock=True)
+            return self._post(
+                conn,
+                key=key,
+                kind=PostingKind.CREDIT,
+                from_account=CLEARING_ACCOUNT,
+                to_account=account_id,
+                amount=amount,
+            )
+
+    def reverse(self, key: str, *, original_key: str) -> Receipt:
+        """Post the opposite of `original_key`; if it never applied, void it instead.
+
+        Either way the call is idempotent by `key`, and afterwards
+        `original_key` can never apply.
+        """
+        with self._transaction() as conn:
+            existing = self._receipt_by_key(conn, key)
+            if existing is not None:
+                if existing.reverses != original_key:
+                    raise IdempotencyConflict(key, f"it reverses {existing.reverses}")
+                return _replayed(existing)
+            other = self._exec(
+                conn,
+                "SELECT key FROM postings WHERE reverses = ?"
+                " UNION ALL SELECT reversal_key FROM voids WHERE key = ?",
+                original_key,
+                original_key,
+            ).fetchone()
+            if other is not None:
+                raise IdempotencyConflict(key, f"{original_key} was already reversed by {other[0]}")
+            original = self._receipt_by_key(conn, original_key)
+            if original is None:
+                self._exec(
+                    conn,
+                    "INSERT INTO voids (key, reversal_key, posted_at) VALUES (?, ?, ?)",
+                    original_key,
+                    key,
+                    self._now(),
+                )
+                return self._void_receipt(conn, key)  # type: ignore[return-value]
+            if original.kind in (PostingKind.VOID, PostingKind.REVERSAL):
+                raise IdempotencyConflict(key, f"{original_key} is a {original.kind}")
+            assert original.from_account is not None and original.to_account is not None
+            # The refund goes back where the money came from; a closed account
+            # cannot take it, and a customer who spent a credit cannot return it.
+            for account_id in (original.from_account, original.to_account):
+                row = self._account_row(conn, account_id, lock=True)
+                if row is not None and AccountStatus(row[4]) is AccountStatus.CLOSED:
+                    raise AccountClosed(account_id)
+            return self._post(
+                conn,
+                key=key,
+                kind=PostingKind.REVERSAL,
+                from_account=original.to_account,
+                to_account=original.from_account,
+                amount=original.amount,
+                reverses=original_key,
+            )
+
+    def find_receipt(self, key: str) -> Receipt | None:
+        """The receipt of a key (posting or void), or None."""
+        with self._transaction() as conn:
+            return self._receipt_by_key(conn, key)
+
+    def receipts(self) -> list[Receipt]:
+        """Every posting, then every void, each oldest first."""
+        with self._transaction() as conn:
+            postings = self._exec(
+                conn, f"SELECT {_POSTING_COLUMNS} FROM postings ORDER BY id"
+            ).fetchall()
+            voids = self._exec(
+                conn, "SELECT reversal_key FROM voids ORDER BY posted_at, key"
+            ).fetchall()
+            return [self._receipt(row) for row in postings] + [
+                r for (k,) in voids if (r := self._void_receipt(conn, k)) is not None
+            ]
+
+    # -- internals --------------------------------------------------------------
+
+    def _require_customer(self, conn: Connection, account_id: str, *, lock: bool = False) -> Account:
+        row = self._account_row(conn, account_id, lock=lock)
+        if row is None:
+            raise AccountNotFound(account_id)
+        account = self._account(row)
+        if account.kind is not AccountKind.CUSTOMER:
+            raise AccountNotCustomer(account_id, account.kind.value)
+        if account.status is AccountStatus.CLOSED:
+            raise AccountClosed(account_id)
+        return account
+
+    def _replay(
+        self,
+        conn: Connection,
+        key: str,
+        kind: PostingKind,
+        from_account: str,
+        to_account: str,
+        amount: Decimal,
+    ) -> Receipt | None:
+        """The first receipt if `key` already applied; StepVoided if it was voided."""
+        existing = self._receipt_by_key(conn, key)
+        if existing is None:
+            if self._exec(conn, "SELECT 1 FROM voids WHERE key = ?", key).fetchone():
+                raise StepVoided(key)
+            return None
+        wanted = (kind, from_account, to_account, amount)
+        found = (existing.kind, existing.from_account, existing.to_account, existing.amount)
+        if wanted != found:
+            raise IdempotencyConflict(
+                key, f"first {existing.kind} {existing.amount} {existing.from_account}"
+                f" -> {existing.to_account}"
+            )
+        return _replayed(existing)
+
+    def _post(
+        self,
+        conn: Connection,
+        *,
+        key: str,
+        kind: PostingKind,
+        from_account: str,
+        to_account: str,
+        amount: Decimal,
+        reverses: str | None = None,
+    ) -> Receipt:
+        """Move money between two accounts and record the posting, in the caller's transaction."""
+        units = to_minor(amount)
+        # The balance check and the update are one statement: no other
+        # transaction can slip between reading a balance and lowering it.
+        taken = self._exec(
+            conn,
+            "UPDATE accounts SET balance = balance - ?"
+            " WHERE id = ? AND (kind <> 'customer' OR balance >= ?)",
+            units,
+            from_account,
+            units,
+        )
+        if taken.rowcount != 1:
+            row = self._account_row(conn, from_account)
+            if row is None:
+                raise AccountNotFound(from_account)
+            raise InsufficientFunds(from_account, from_minor(int(row[3])), amount)
+        given = self._exec(
+            conn, "UPDATE accounts SET balance = balance + ? WHERE id = ?", units, to_account
+        )
+        if given.rowcount != 1:
+            raise AccountNotFound(to_account)
+        posted_at = self._now()
+        self._exec(
+            conn,
+            f"INSERT INTO postings ({_POSTING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            key,
+            kind.value,
+            units,
+            from_account,
+            to_account,
+            reverses,
+            posted_at,
+        )
+        return Receipt(
+            key=key,
+            kind=kind,
+            amount=amount,
+            from_account=from_account,
+            to_account=to_account,
+            reverses=reverses,
+            posted_at=datetime.fromisoformat(posted_at),
+        )
+
+    def _receipt_by_key(self, conn: Connection, key: str) -> Receipt | None:
+        row = self._exec(
+            conn, f"SELECT {_POSTING_COLUMNS} FROM postings WHERE key = ?", key
+        ).fetchone()
+        if row is not None:
+            return self._receipt(row)
+        return self._void_receipt(conn, key)
+
+    def _void_receipt(self, conn: Connection, reversal_key: str) -> Receipt | None:
+        row = self._exec(
+            conn, "SELECT key, posted_at FROM voids WHERE reversal_key = ?", reversal_key
+        ).fetchone()
+        if row is None:
+            return None
+        return Receipt(
+            key=reversal_key,
+            kind=PostingKind.VOID,
+            amount=Decimal("0.00"),
+            from_account=None,
+            to_account=None,
+            reverses=row[0],
+            posted_at=_parse_time(row[1]),
+        )
+
+    @staticmethod
+    def _receipt(row: Any) -> Receipt:
+        return Receipt(
+            key=row[0],
+            kind=PostingKind(row[1]),
+            amount=from_minor(int(row[2])),
+            from_account=row[3],
+            to_account=row[4],
+            reverses=row[5],
+            posted_at=_parse_time(row[6]),
+        )
+
+
+def _parse_time(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _replayed(receipt: Receipt) -> Receipt:
+    return replace(receipt, replayed=True)

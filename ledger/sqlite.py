@@ -1,0 +1,99 @@
+"""The embedded SQLite store: WAL, a busy timeout, foreign keys, one connection per call."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ledger.errors import LedgerUnavailable
+from ledger.sql import Connection, SqlLedgerStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id          TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('customer', 'clearing', 'external')),
+    balance     INTEGER NOT NULL DEFAULT 0,
+    status      TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+    created_at  TEXT NOT NULL,
+    CHECK (kind <> 'customer' OR balance >= 0)
+);
+CREATE TABLE IF NOT EXISTS postings (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    key           TEXT NOT NULL UNIQUE,
+    kind          TEXT NOT NULL CHECK (kind IN ('opening', 'debit', 'credit', 'reversal')),
+    amount        INTEGER NOT NULL CHECK (amount > 0),
+    from_account  TEXT NOT NULL REFERENCES accounts (id),
+    to_account    TEXT NOT NULL REFERENCES accounts (id),
+    reverses      TEXT UNIQUE,
+    posted_at     TEXT NOT NULL,
+    CHECK (from_account <> to_account)
+);
+CREATE TABLE IF NOT EXISTS voids (
+    key           TEXT PRIMARY KEY,
+    reversal_key  TEXT NOT NULL UNIQUE,
+    posted_at     TEXT NOT NULL
+);
+"""
+
+#: How long a writer waits for another writer's lock before giving up (ms).
+BUSY_TIMEOUT_MS = 10_000
+
+
+class SqliteLedgerStore(SqlLedgerStore):
+    """A ledger in one SQLite file, safe for many threads and processes.
+
+    Each call opens its own connection (cheap for SQLite) so threads never
+    share one; writes take the database lock up front (``BEGIN IMMEDIATE``)
+    so a read-check-write can never be interleaved with another writer.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(SCHEMA)
+        with self._transaction() as tx:
+            self._ensure_system_accounts(tx)
+
+    def __repr__(self) -> str:
+        return f"SqliteLedgerStore({str(self.path)!r})"
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as err:
+            raise LedgerUnavailable(f"Cannot open ledger {self.path}: {err}") from err
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            # FULL: a committed posting survives a power cut, not only a crash.
+            conn.execute("PRAGMA synchronous = FULL")
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self._connect() as conn:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as err:
+                raise LedgerUnavailable(f"Ledger is busy: {err}") from err
+            try:
+                yield conn
+            except sqlite3.OperationalError as err:
+                conn.execute("ROLLBACK")
+                raise LedgerUnavailable(f"Ledger error: {err}") from err
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Nothing to release: connections live for one call."""

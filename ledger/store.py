@@ -1,0 +1,81 @@
+"""The ledger's interface, and the one function that picks a store for a URL."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+from ledger.models import Account, Receipt
+
+
+class LedgerStore(Protocol):
+    """The system of record. Every write is one transaction, idempotent by key."""
+
+    def open_account(self, account_id: str, owner: str, opening_balance: Decimal = ...) -> Account:
+        """Open a customer account, its opening balance posted from the external account."""
+        ...
+
+    def close_account(self, account_id: str) -> Account:
+        """Close an account with a zero balance; it takes no postings after that."""
+        ...
+
+    def get_account(self, account_id: str) -> Account:
+        """One account, or AccountNotFound."""
+        ...
+
+    def list_accounts(self) -> list[Account]:
+        """Every account, clearing and external included, as one consistent snapshot."""
+        ...
+
+    def debit(self, key: str, account_id: str, amount: Decimal) -> Receipt:
+        """Move `amount` from a customer account to clearing, if the balance allows."""
+        ...
+
+    def credit(self, key: str, account_id: str, amount: Decimal) -> Receipt:
+        """Move `amount` from clearing to a customer account."""
+        ...
+
+    def reverse(self, key: str, *, original_key: str) -> Receipt:
+        """Undo the posting `original_key`, or void it if it never applied."""
+        ...
+
+    def find_receipt(self, key: str) -> Receipt | None:
+        """The receipt of a key (posting or void), or None."""
+        ...
+
+    def receipts(self) -> list[Receipt]:
+        """Every posting and void, oldest first."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+DEFAULT_LEDGER_URL = "sqlite:///.data/ledger.db"
+
+
+def open_store(url: str = DEFAULT_LEDGER_URL) -> LedgerStore:
+    """Open the store a URL names, creating its schema if needed.
+
+    ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or a bare
+    file path select SQLite.
+
+    Raises:
+        ValueError: The URL names a store this build does not have.
+    """
+    from ledger.sqlite import SqliteLedgerStore
+
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path)
+        # sqlite:///rel.db -> "/rel.db" (relative), sqlite:////abs.db -> "//abs.db"
+        path = path[1:] if path.startswith("/") else path
+        if not path:
+            raise ValueError(f"LEDGER_URL has no file path: {url!r}")
+        return SqliteLedgerStore(Path(path))
+    if parsed.scheme == "" and url:
+        return SqliteLedgerStore(Path(url))
+    raise ValueError(f"Unsupported LEDGER_URL scheme {parsed.scheme!r}: use sqlite:///path.db")
