@@ -1,6 +1,5 @@
 """The ledger's records: accounts and posting receipts, plain and immutable."""
 
-from __future__ import annotations
 
 import re
 from dataclasses import dataclass

@@ -1,0 +1,120 @@
+"""Temporal activities over the ledger: keys, error mapping, nothing else.
+
+Each activity is a thin adapter: derive the idempotency key from the
+activity's own info, call the ledger once, and map its errors at this one
+boundary. The ledger call blocks, so activities are synchronous and run on
+the worker's thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+
+from ledger import LedgerError, LedgerStore, Receipt, parse_amount, validate_account_id
+
+Amount = Annotated[Decimal, BeforeValidator(parse_amount)]
+AccountId = Annotated[str, BeforeValidator(validate_account_id)]
+
+
+class StepInput(BaseModel):
+    """What a ledger step needs: the customer account and the amount."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account_id: AccountId
+    amount: Amount
+
+
+class StepResult(BaseModel):
+    """What a ledger step did, and on which attempt it succeeded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    receipt: Receipt
+    attempt: int
+
+
+def step_key(workflow_id: str, step: str) -> str:
+    """The idempotency key of one step of one transfer.
+
+    The workflow id, not the run id: the run id changes on reset and
+    continue-as-new, and a new key there would move the money again.
+    """
+    return f"{workflow_id}/{step}"
+
+
+class LedgerActivities:
+    """The transfer's ledger steps, bound to one ledger store."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+
+    @activity.defn(name="debit")
+    def debit(self, step: StepInput) -> StepResult:
+        """Move the amount from the source account to clearing."""
+        return _run(lambda key: self._store.debit(key, step.account_id, step.amount))
+
+    @activity.defn(name="credit")
+    def credit(self, step: StepInput) -> StepResult:
+        """Move the amount from clearing to the destination account."""
+        return _run(lambda key: self._store.credit(key, step.account_id, step.amount))
+
+    @activity.defn(name="reverse_debit")
+    def reverse_debit(self, step: StepInput) -> StepResult:
+        """Refund the debit, or void it so a late attempt can never apply."""
+        return _run(lambda key: self._store.reverse(key, original_key=_original_key("debit")))
+
+    @activity.defn(name="reverse_credit")
+    def reverse_credit(self, step: StepInput) -> StepResult:
+        """Take back the credit, or void it so a late attempt can never apply."""
+        return _run(lambda key: self._store.reverse(key, original_key=_original_key("credit")))
+
+
+def _original_key(step: str) -> str:
+    return step_key(activity.info().workflow_id or "", step)
+
+
+def _run(post: Callable[[str], Receipt]) -> StepResult:
+    """Call the ledger with this activity's key and map its errors.
+
+    Ledger business errors become non-retryable `ApplicationError`s whose
+    `type` is the error's class name; `LedgerUnavailable` and anything
+    unexpected stay retryable. Every failure carries the attempt number as
+    its first detail so the workflow can report it.
+    """
+    info = activity.info()
+    key = step_key(info.workflow_id or "", info.activity_type)
+    try:
+        receipt = post(key)
+    except LedgerError as err:
+        activity.logger.info("Step %s failed on attempt %d: %s", key, info.attempt, err)
+        raise ApplicationError(
+            str(err),
+            info.attempt,
+            type=type(err).__name__,
+            non_retryable=not err.retryable,
+            # A refused transfer is an expected outcome, not an incident:
+            # benign errors are not logged as failures by the SDK.
+            category=ApplicationErrorCategory.UNSPECIFIED
+            if err.retryable
+            else ApplicationErrorCategory.BENIGN,
+        ) from err
+    except Exception as err:
+        # Not a business error: retry it, but keep its type and the attempt.
+        activity.logger.warning("Step %s attempt %d raised %r", key, info.attempt, err)
+        raise ApplicationError(f"{err}", info.attempt, type=type(err).__name__) from err
+    activity.logger.info(
+        "Step %s %s %s (attempt %d)%s",
+        key,
+        receipt.kind,
+        receipt.amount,
+        info.attempt,
+        " [replayed]" if receipt.replayed else "",
+    )
+    return StepResult(receipt=receipt, attempt=info.attempt)

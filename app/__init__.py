@@ -1,0 +1,1 @@
+"""Composition root: configuration, Temporal connection, worker, command lines."""

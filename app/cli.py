@@ -1,0 +1,256 @@
+"""Command lines of `worker.py` and `starter.py`.
+
+Every command turns bad input into a one-line error and a non-zero exit,
+never a traceback: exit 1 when a transfer did not complete, 2 for bad input
+or usage, 3 when Temporal or the ledger cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.client import WorkflowQueryFailedError
+from temporalio.service import RPCError
+
+from app import render
+from app.config import Settings
+from app.temporal import ServerUnavailable, connect, server_client
+from app.transfers import (
+    TransferIdConflict,
+    TransferOutcome,
+    describe_request,
+    start_transfer,
+    validation_message,
+    wait_outcome,
+)
+from app.worker import running_worker, wait_for_stop_signal
+from ledger import LedgerError, format_amount, open_store, parse_amount
+from workflows.transfer import TransferRequest, TransferWorkflow
+
+EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+class _Fail(Exception):
+    """A command failed in a way the user should read in one line."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- worker ---------------------------------------------------------------------
+
+
+def worker_main(argv: Sequence[str] | None = None) -> int:
+    """`python worker.py [--dev]`."""
+    parser = argparse.ArgumentParser(
+        prog="worker.py", description="Run the money-transfer worker (workflows and activities)."
+    )
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        help="start the embedded Temporal dev server (state in .data/, Web UI on :8233) "
+        "unless one already answers",
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return _guard(lambda: _run_worker(Settings.from_env(), dev=args.dev))
+
+
+async def _run_worker(settings: Settings, *, dev: bool) -> int:
+    store = open_store(settings.ledger_url)
+    async with (
+        server_client(settings, dev=dev) as client,
+        running_worker(client, store, task_queue=settings.task_queue),
+    ):
+        print(
+            f"Worker running on task queue {settings.task_queue!r} at "
+            f"{client.service_client.config.target_host} (namespace {client.namespace}), "
+            f"ledger {store!r}. Web UI: {settings.ui_url}. Ctrl-C to stop.",
+            flush=True,
+        )
+        sig = await wait_for_stop_signal()
+        print(f"Received {sig.name}; finishing in-flight work and stopping ...", flush=True)
+    return EXIT_OK
+
+
+# -- starter --------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="starter.py", description="Open accounts, start and inspect money transfers."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    accounts = commands.add_parser("accounts", help="open and list ledger accounts")
+    accounts_cmd = accounts.add_subparsers(dest="accounts_command", required=True, metavar="ACTION")
+    opening = accounts_cmd.add_parser("open", help="open a customer account")
+    opening.add_argument("account_id", metavar="ID")
+    opening.add_argument("--owner", required=True, help="the account holder's name")
+    opening.add_argument("--balance", default="0", help="opening balance, e.g. 1000.00")
+    listing = accounts_cmd.add_parser("list", help="all accounts, as one consistent snapshot")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    closing = accounts_cmd.add_parser("close", help="close an account whose balance is zero")
+    closing.add_argument("account_id", metavar="ID")
+
+    transfer = commands.add_parser("transfer", help="move money between two accounts")
+    transfer.add_argument("--from", dest="source", required=True, metavar="ID")
+    transfer.add_argument("--to", dest="destination", required=True, metavar="ID")
+    transfer.add_argument("--amount", required=True, help="a decimal such as 150.00")
+    transfer.add_argument("--id", dest="transfer_id", help="your reference (default: generated)")
+    transfer.add_argument("--no-wait", action="store_true", help="start it and return at once")
+    transfer.add_argument("--json", action="store_true", help="print JSON")
+
+    status = commands.add_parser("status", help="the saga state of a transfer")
+    status.add_argument("transfer_id", metavar="REF")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    commands.add_parser("demo", help="run the self-contained demo")
+    return parser
+
+
+def starter_main(argv: Sequence[str] | None = None) -> int:
+    """`python starter.py COMMAND ...`."""
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env()
+    handlers: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
+        "accounts": lambda: _accounts(settings, args),
+        "transfer": lambda: _transfer(settings, args),
+        "status": lambda: _status(settings, args),
+        "demo": lambda: _demo(settings),
+    }
+    return _guard(handlers[args.command])
+
+
+def _guard(command: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run a command; turn expected failures into one line on stderr and an exit code."""
+    try:
+        return asyncio.run(command())
+    except _Fail as err:
+        message, code = str(err), err.code
+    except ValidationError as err:
+        message, code = validation_message(err), EXIT_USAGE
+    except (LedgerError, ValueError, TransferIdConflict) as err:
+        retryable = isinstance(err, LedgerError) and err.retryable
+        message, code = str(err), EXIT_UNAVAILABLE if retryable else EXIT_USAGE
+    except (ServerUnavailable, FileNotFoundError) as err:
+        message, code = str(err), EXIT_UNAVAILABLE
+    except RPCError as err:
+        message, code = f"Temporal refused the call: {err.message}", EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        message, code = "Interrupted", 130
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
+    store = open_store(settings.ledger_url)
+    if args.accounts_command == "open":
+        account = store.open_account(args.account_id, args.owner, parse_amount(args.balance, allow_zero=True))
+        print(f"Opened {account.id} for {account.owner} with {format_amount(account.balance)}")
+    elif args.accounts_command == "close":
+        account = store.close_account(args.account_id)
+        print(f"Closed {account.id}")
+    elif args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": a.id,
+                        "owner": a.owner,
+                        "kind": a.kind.value,
+                        "balance": format_amount(a.balance),
+                        "status": a.status.value,
+                    }
+                    for a in store.list_accounts()
+                ],
+                indent=2,
+            )
+        )
+    else:
+        print(render.balance_table(store.list_accounts()))
+    return EXIT_OK
+
+
+async def _transfer(settings: Settings, args: argparse.Namespace) -> int:
+    request = TransferRequest(
+        source_account=args.source, destination_account=args.destination, amount=args.amount
+    )
+    transfer_id = args.transfer_id or f"transfer-{uuid.uuid4().hex[:12]}"
+    client = await connect()
+    handle, attached = await start_transfer(
+        client, request, transfer_id=transfer_id, task_queue=settings.task_queue
+    )
+    url = settings.workflow_url(client.namespace, transfer_id)
+    if not args.json:
+        verb = "Attached to existing" if attached else "Started"
+        print(f"{verb} transfer {transfer_id}: {describe_request(request)}\n  Web UI: {url}", flush=True)
+    if args.no_wait:
+        if args.json:
+            print(json.dumps({"transfer_id": transfer_id, "attached": attached, "url": url}))
+        return EXIT_OK
+    outcome = await wait_outcome(handle)
+    if args.json:
+        print(json.dumps(_outcome_json(outcome, attached, url), indent=2))
+    else:
+        print(render.outcome_line(outcome))
+    return EXIT_OK if outcome.ok else EXIT_NOT_COMPLETED
+
+
+def _outcome_json(outcome: TransferOutcome, attached: bool, url: str) -> dict[str, Any]:
+    return {
+        "transfer_id": outcome.transfer_id,
+        "status": outcome.status,
+        "attached": attached,
+        "result": outcome.result.model_dump(mode="json") if outcome.result else None,
+        "error": (
+            {"type": outcome.error_type, "message": outcome.error_message}
+            if outcome.error_type
+            else None
+        ),
+        "url": url,
+    }
+
+
+async def _status(settings: Settings, args: argparse.Namespace) -> int:
+    client = await connect()
+    handle = client.get_workflow_handle_for(TransferWorkflow.run, args.transfer_id)
+    try:
+        state = await handle.query(
+            TransferWorkflow.state, rpc_timeout=timedelta(seconds=10)
+        )
+    except WorkflowQueryFailedError as err:
+        raise _Fail(f"Query failed: {err}", EXIT_UNAVAILABLE) from err
+    except RPCError as err:
+        if err.status.name == "NOT_FOUND":
+            raise _Fail(f"No transfer with id {args.transfer_id}", EXIT_USAGE) from err
+        raise _Fail(
+            f"No worker answered the state query ({err.message}); is `python worker.py` running?",
+            EXIT_UNAVAILABLE,
+        ) from err
+    if args.json:
+        print(state.model_dump_json(indent=2))
+    else:
+        print(render.state_text(state))
+        print(f"  Web UI: {settings.workflow_url(client.namespace, args.transfer_id)}")
+    return EXIT_OK
+
+
+async def _demo(settings: Settings) -> int:
+    from app.demo import run_demo
+
+    return await run_demo(settings)
+

@@ -1,0 +1,102 @@
+"""`python starter.py demo`: the three classic scenarios on a fresh demo ledger.
+
+Self-contained: it uses the Temporal server that answers (or starts the
+embedded one), runs its own worker in-process on a task queue of its own
+(so no other worker with another ledger can take its tasks), and keeps its
+ledger in a fresh file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+
+from temporalio.client import Client
+
+from app import render
+from app.config import Settings
+from app.temporal import server_client
+from app.transfers import TransferOutcome, describe_request, start_transfer, wait_outcome
+from app.worker import running_worker
+from ledger import LedgerStore, open_store
+from workflows.transfer import TransferRequest, TransferWorkflow
+
+ACCOUNTS = [
+    ("ACC-001", "Alice", Decimal("1000.00")),
+    ("ACC-002", "Bob", Decimal("500.00")),
+    ("ACC-003", "Charlie", Decimal("750.00")),
+]
+
+SCENARIOS = [
+    ("Successful transfer", "ACC-001", "ACC-002", "150.00"),
+    ("Insufficient funds: the debit is refused, nothing moves", "ACC-002", "ACC-003", "1000.00"),
+    (
+        "The credit fails after the debit succeeded (no such account): compensated",
+        "ACC-001",
+        "ACC-999",
+        "200.00",
+    ),
+]
+
+RULE = "=" * 72
+#: A scenario that takes longer is reported, not waited for forever.
+SCENARIO_TIMEOUT_SECONDS = 60
+
+
+async def run_demo(settings: Settings) -> int:
+    """Run the demo; exit 0 when every scenario ended the way it should."""
+    path = settings.data_dir / "demo-ledger.db"
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    store = open_store(str(path))
+    for account_id, owner, balance in ACCOUNTS:
+        store.open_account(account_id, owner, balance)
+    print(f"{RULE}\nSAGA DEMO: money transfers on Temporal\n{RULE}")
+    print(f"Demo ledger: {path}\n\nOpening balances:\n{render.balance_table(store.list_accounts())}")
+
+    run = uuid.uuid4().hex[:6]
+    task_queue = f"{settings.task_queue}-demo-{run}"
+    expected = ["completed", "compensated", "compensated"]
+    outcomes: list[TransferOutcome] = []
+    async with (
+        server_client(settings, dev=True) as client,
+        running_worker(client, store, task_queue=task_queue),
+    ):
+        for number, (title, source, destination, amount) in enumerate(SCENARIOS, start=1):
+            print(f"\n{RULE}\nSCENARIO {number}: {title}\n{RULE}")
+            request = TransferRequest(
+                source_account=source, destination_account=destination, amount=amount
+            )
+            transfer_id = f"demo-{run}-{number}"
+            outcomes.append(
+                await _run_scenario(client, settings, store, request, transfer_id, task_queue)
+            )
+
+    ok = [o.status for o in outcomes] == expected
+    print(f"\n{RULE}")
+    print("Demo finished: every scenario ended as expected." if ok else "Demo: UNEXPECTED outcome.")
+    return 0 if ok else 1
+
+
+async def _run_scenario(
+    client: Client,
+    settings: Settings,
+    store: LedgerStore,
+    request: TransferRequest,
+    transfer_id: str,
+    task_queue: str,
+) -> TransferOutcome:
+    print(f"Transfer {transfer_id}: {describe_request(request)}")
+    handle, _ = await start_transfer(client, request, transfer_id=transfer_id, task_queue=task_queue)
+    try:
+        outcome = await asyncio.wait_for(wait_outcome(handle), SCENARIO_TIMEOUT_SECONDS)
+    except TimeoutError:
+        print(f"Transfer {transfer_id} did not finish in {SCENARIO_TIMEOUT_SECONDS}s; see the Web UI.")
+        return TransferOutcome(transfer_id, "unfinished")
+    print(("OK  " if outcome.ok else "FAILED  ") + render.outcome_line(outcome))
+    state = await handle.query(TransferWorkflow.state)
+    print(render.state_text(state))
+    print(f"  Web UI: {settings.workflow_url(client.namespace, transfer_id)}")
+    print(f"\nBalances:\n{render.balance_table(store.list_accounts())}")
+    return outcome

@@ -1,0 +1,75 @@
+"""Text for people: balance tables, saga states, outcomes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ledger import Account, AccountKind, Receipt
+from workflows.transfer import StepState, TransferState
+
+from app.transfers import TransferOutcome
+
+
+def balance_table(accounts: list[Account]) -> str:
+    """Customer accounts first, then the system accounts, then the zero-sum check."""
+    order = {AccountKind.CUSTOMER: 0, AccountKind.CLEARING: 1, AccountKind.EXTERNAL: 2}
+    rows = sorted(accounts, key=lambda a: (order[a.kind], a.id))
+    width = max([len(a.owner) for a in rows] + [5])
+    lines = [f"  {'Owner':<{width}}  {'Account':<12} {'Kind':<9} {'Balance':>14}"]
+    for a in rows:
+        flag = "" if a.status == "open" else f"  ({a.status})"
+        lines.append(f"  {a.owner:<{width}}  {a.id:<12} {a.kind:<9} {a.balance:>14,.2f}{flag}")
+    total = sum((a.balance for a in accounts), Decimal("0.00"))
+    lines.append(f"  {'':<{width}}  {'':<12} {'sum':<9} {total:>14,.2f}")
+    return "\n".join(lines)
+
+
+def receipt_text(receipt: Receipt) -> str:
+    """`150.00 ACC-001 -> CLEARING`, or `void of <key>` for a void."""
+    if receipt.kind == "void":
+        return f"void of {receipt.reverses} (it never applied; now it never will)"
+    text = f"{receipt.amount:,.2f} {receipt.from_account} -> {receipt.to_account}"
+    return text + (" (replayed)" if receipt.replayed else "")
+
+
+def step_line(step: StepState) -> str:
+    """One step: name, status, what it did or why it failed, attempts."""
+    if step.result is not None:
+        detail = receipt_text(step.result)
+    elif step.error is not None:
+        detail = f"{step.error.type}: {step.error.message}"
+    else:
+        detail = ""
+    attempts = f"  [attempt {step.attempts}]" if step.attempts > 1 else ""
+    return f"    {step.name:<15} {step.status:<12} {detail}{attempts}"
+
+
+def state_text(state: TransferState) -> str:
+    """The saga state as the `status` command and the demo print it."""
+    request = state.request
+    lines = [
+        f"Transfer {state.transfer_id}: {request.amount:,.2f} "
+        f"{request.source_account} -> {request.destination_account}",
+        f"  Saga status: {state.status}",
+    ]
+    if state.error is not None:
+        lines.append(f"  Reason: {state.error.message} [{state.error.type}]")
+    for error in state.compensation_errors:
+        lines.append(f"  Compensation error: {error.message} [{error.type}]")
+    lines.append("  Steps:")
+    lines.extend(step_line(s) for s in state.steps)
+    return "\n".join(lines)
+
+
+def outcome_line(outcome: TransferOutcome) -> str:
+    """One line: how the transfer ended."""
+    if outcome.ok and outcome.result is not None:
+        r = outcome.result
+        return (
+            f"Transfer {outcome.transfer_id} completed: {r.amount:,.2f} "
+            f"{r.source_account} -> {r.destination_account}"
+        )
+    return (
+        f"Transfer {outcome.transfer_id} {outcome.status}: {outcome.error_message}"
+        f" [{outcome.error_type}]"
+    )

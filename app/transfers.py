@@ -1,0 +1,140 @@
+"""Starting transfers and reading their outcome, for the CLI, the demo and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    TerminatedError,
+    TimeoutError,
+    WorkflowAlreadyStartedError,
+)
+
+from workflows.transfer import WORKFLOW_NAME, TransferRequest, TransferResult, TransferWorkflow
+
+TransferHandle = WorkflowHandle[TransferWorkflow, TransferResult]
+
+
+class TransferIdConflict(Exception):
+    """The transfer id is taken by a different transfer (or another workflow)."""
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    """How a transfer ended, in words for people and a stable status for programs.
+
+    `status` is one of ``completed``, ``compensated`` (failed, every step
+    undone), ``rejected`` (invalid input, nothing ran), ``cancelled``,
+    ``failed`` (a compensation failed), ``timed_out`` or ``terminated``.
+    """
+
+    transfer_id: str
+    status: str
+    result: TransferResult | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the money moved."""
+        return self.status == "completed"
+
+
+def validation_message(err: ValidationError) -> str:
+    """A pydantic error as one line: `field: reason; field: reason`."""
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        message = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+async def start_transfer(
+    client: Client, request: TransferRequest, *, transfer_id: str, task_queue: str
+) -> tuple[TransferHandle, bool]:
+    """Start the transfer, or attach to the one already started under this id.
+
+    The id is the client's reference: starting it again (even after it
+    closed) never starts a second workflow, so money never moves twice.
+
+    Returns:
+        The handle, and whether it was already there (attached).
+
+    Raises:
+        TransferIdConflict: The id belongs to a different transfer or workflow.
+    """
+    try:
+        handle = await client.start_workflow(
+            TransferWorkflow.run,
+            request,
+            id=transfer_id,
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+        return handle, False
+    except WorkflowAlreadyStartedError:
+        pass
+    handle = client.get_workflow_handle_for(TransferWorkflow.run, transfer_id)
+    existing = await started_request(client, handle)
+    if existing != request:
+        raise TransferIdConflict(
+            f"Transfer id {transfer_id} is already used by another transfer"
+            + (f" ({describe_request(existing)})" if existing else "")
+        )
+    return handle, True
+
+
+async def started_request(client: Client, handle: WorkflowHandle) -> TransferRequest | None:
+    """The request a transfer was started with, read from its history (no worker needed)."""
+    desc = await handle.describe()
+    if desc.workflow_type != WORKFLOW_NAME:
+        raise TransferIdConflict(f"{handle.id} is a {desc.workflow_type} workflow, not a transfer")
+    async for event in handle.fetch_history_events():
+        if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            break
+        payloads = event.workflow_execution_started_event_attributes.input.payloads
+        try:
+            [request] = await client.data_converter.decode(payloads, [TransferRequest])
+        except (ValidationError, ValueError):
+            return None
+        return request if isinstance(request, TransferRequest) else None
+    return None
+
+
+def describe_request(request: TransferRequest) -> str:
+    """`150.00 ACC-001 -> ACC-002`."""
+    return f"{request.amount:.2f} {request.source_account} -> {request.destination_account}"
+
+
+async def wait_outcome(handle: TransferHandle) -> TransferOutcome:
+    """Wait for the transfer to close and say how it ended."""
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as err:
+        return _failure_outcome(handle.id, err)
+    return TransferOutcome(transfer_id=handle.id, status="completed", result=result)
+
+
+def _failure_outcome(transfer_id: str, err: WorkflowFailureError) -> TransferOutcome:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        error_type = cause.type or "ApplicationError"
+        status = {"CompensationFailed": "failed", "ValidationError": "rejected"}.get(
+            error_type, "compensated"
+        )
+        return TransferOutcome(transfer_id, status, None, error_type, cause.message)
+    if isinstance(cause, CancelledError):
+        return TransferOutcome(transfer_id, "cancelled", None, "Cancelled", "Transfer was cancelled")
+    if isinstance(cause, TerminatedError):
+        return TransferOutcome(transfer_id, "terminated", None, "Terminated", str(cause))
+    if isinstance(cause, TimeoutError):
+        return TransferOutcome(transfer_id, "timed_out", None, "Timeout", str(cause))
+    return TransferOutcome(transfer_id, "failed", None, type(cause).__name__, str(cause))

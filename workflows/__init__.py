@@ -1,0 +1,1 @@
+"""Deterministic orchestration: the saga helper and the transfer workflow."""
