@@ -83,6 +83,10 @@ async def start_transfer(
     except WorkflowAlreadyStartedError:
         pass
     handle = client.get_workflow_handle_for(TransferWorkflow.run, transfer_id)
+    desc = await handle.describe()
+    if desc.workflow_type != WORKFLOW_NAME:
+        raise TransferIdConflict(f"{transfer_id} is a {desc.workflow_type} workflow, not a transfer")
+    handle = client.get_workflow_handle_for(TransferWorkflow.run, transfer_id, run_id=desc.run_id)
     existing = await started_request(client, handle)
     if existing != request:
         raise TransferIdConflict(
@@ -94,9 +98,6 @@ async def start_transfer(
 
 async def started_request(client: Client, handle: WorkflowHandle) -> TransferRequest | None:
     """The request a transfer was started with, read from its history (no worker needed)."""
-    desc = await handle.describe()
-    if desc.workflow_type != WORKFLOW_NAME:
-        raise TransferIdConflict(f"{handle.id} is a {desc.workflow_type} workflow, not a transfer")
     async for event in handle.fetch_history_events():
         if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             break

@@ -261,7 +261,7 @@ class SqlLedgerStore(abc.ABC):
             return self._receipt_by_key(conn, key)
 
     def receipts(self) -> list[Receipt]:
-        """Every posting, then every void, each oldest first."""
+        """Every posting and void, oldest first."""
         with self._transaction() as conn:
             postings = self._exec(
                 conn, f"SELECT {_POSTING_COLUMNS} FROM postings ORDER BY id"
@@ -269,9 +269,10 @@ class SqlLedgerStore(abc.ABC):
             voids = self._exec(
                 conn, "SELECT reversal_key FROM voids ORDER BY posted_at, key"
             ).fetchall()
-            return [self._receipt(row) for row in postings] + [
+            found = [self._receipt(row) for row in postings] + [
                 r for (k,) in voids if (r := self._void_receipt(conn, k)) is not None
             ]
+        return sorted(found, key=lambda r: r.posted_at)  # stable: postings keep their id order
 
     # -- internals --------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from app.temporal import time_skipping_server
+from app.temporal import temporal_cli, time_skipping_server
 from ledger import LedgerStore, open_store
 
 OPENING = {"ACC-001": ("Alice", "1000.00"), "ACC-002": ("Bob", "500.00"), "ACC-003": ("Charlie", "750.00")}
@@ -21,6 +21,23 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=time_skipping_server(),
+    )
+    try:
+        yield environment
+    finally:
+        await environment.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One real Temporal dev server (the installed CLI, in memory, a free port) for the session.
+
+    For what the time-skipping server does not model faithfully: many
+    concurrent workflows, real timing, visibility.
+    """
+    environment = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_cli(),
     )
     try:
         yield environment

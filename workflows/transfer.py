@@ -17,7 +17,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    TimeoutError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities import LedgerActivities, StepInput, StepResult
@@ -135,6 +141,9 @@ class TransferResult(BaseModel):
     credit: Receipt
 
 
+_CANCELLED = StepError(type="Cancelled", message="Transfer was cancelled")
+
+
 @workflow.defn(name=WORKFLOW_NAME, failure_exception_types=[ValidationError])
 class TransferWorkflow:
     """Debit, then credit; on failure or cancellation, undo in reverse order.
@@ -179,11 +188,16 @@ class TransferWorkflow:
             )
             credit = await self._forward("credit", LedgerActivities.credit, destination)
         except ActivityError as err:
+            if is_cancelled_exception(err):
+                # The workflow was cancelled while a step ran: undo, then end
+                # as cancelled (re-raising a cancellation marks it so).
+                await self._unwind(saga, _CANCELLED)
+                raise
             reason = _describe(err)
             await self._unwind(saga, reason)
             raise ApplicationError(reason.message, type=reason.type, non_retryable=True) from err
         except asyncio.CancelledError:
-            await self._unwind(saga, StepError(type="Cancelled", message="Transfer was cancelled"))
+            await self._unwind(saga, _CANCELLED)
             raise
 
         self._state.status = TransferStatus.COMPLETED
@@ -213,7 +227,7 @@ class TransferWorkflow:
             raise
         except asyncio.CancelledError:
             state.status = StepStatus.FAILED
-            state.error = StepError(type="Cancelled", message=f"{name} was cancelled")
+            state.error = _CANCELLED
             raise
         state.status = StepStatus.COMPLETED
         state.result = result.receipt
@@ -265,7 +279,7 @@ class TransferWorkflow:
                 type="CompensationFailed",
                 non_retryable=True,
             ) from err
-        cancelled = reason.type == "Cancelled"
+        cancelled = reason is _CANCELLED
         self._state.status = TransferStatus.CANCELLED if cancelled else TransferStatus.COMPENSATED
 
 
@@ -274,6 +288,8 @@ def _describe(err: ActivityError) -> StepError:
     cause = err.cause
     if isinstance(cause, ApplicationError):
         return StepError(type=cause.type or "ApplicationError", message=cause.message)
+    if isinstance(cause, CancelledError):
+        return _CANCELLED
     if isinstance(cause, TimeoutError):
         return StepError(type="StepTimedOut", message=f"Step timed out ({cause.type.name if cause.type else 'unknown'})")
     return _plain(cause or err)

@@ -1,0 +1,384 @@
+"""TransferWorkflow in the time-skipping environment, against a real SQLite ledger."""
+
+import asyncio
+import random
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.testing import WorkflowEnvironment
+
+from activities import LedgerActivities, StepInput, StepResult
+from app.transfers import TransferIdConflict, start_transfer, wait_outcome
+from ledger import LedgerStore, LedgerUnavailable, PostingKind, Receipt
+from tests.conftest import balances, opening_balances
+from tests.workflows.conftest import transfer_worker
+from workflows.transfer import (
+    FORWARD_START_TO_CLOSE,
+    StepStatus,
+    TransferRequest,
+    TransferState,
+    TransferStatus,
+    TransferWorkflow,
+)
+
+
+def request(source: str, destination: str, amount: str) -> TransferRequest:
+    return TransferRequest(source_account=source, destination_account=destination, amount=amount)
+
+
+def new_id() -> str:
+    return f"transfer-{uuid.uuid4()}"
+
+
+def postings_of(store: LedgerStore, transfer_id: str) -> list[tuple[str, str]]:
+    """(step, kind) of every posting and void this transfer made, in order."""
+    return [
+        (r.key.rsplit("/", 1)[1], r.kind.value)
+        for r in store.receipts()
+        if r.key.startswith(f"{transfer_id}/")
+    ]
+
+
+async def run(
+    client: Client, task_queue: str, req: TransferRequest, transfer_id: str | None = None
+) -> tuple[Any, TransferState]:
+    """Execute a transfer; return (result or failure, final state)."""
+    handle = await client.start_workflow(
+        TransferWorkflow.run, req, id=transfer_id or new_id(), task_queue=task_queue
+    )
+    try:
+        outcome: Any = await handle.result()
+    except WorkflowFailureError as err:
+        outcome = err
+    return outcome, await handle.query(TransferWorkflow.state)
+
+
+async def test_transfer_completes_and_moves_the_money_once(client: Client, store: LedgerStore) -> None:
+    """Alice -> Bob 150: one debit, one credit, clearing back to zero, state completed."""
+    transfer_id = new_id()
+    async with transfer_worker(client, store) as tq:
+        result, state = await run(client, tq, request("ACC-001", "ACC-002", "150.00"), transfer_id)
+    assert Decimal("150.00") == result.amount
+    assert (f"{transfer_id}/debit", f"{transfer_id}/credit") == (result.debit.key, result.credit.key)
+    expected = opening_balances() | {"ACC-001": Decimal("850.00"), "ACC-002": Decimal("650.00")}
+    assert expected == balances(store)
+    assert [("debit", "debit"), ("credit", "credit")] == postings_of(store, transfer_id)
+    assert TransferStatus.COMPLETED == state.status
+    assert [("debit", StepStatus.COMPLETED, 1), ("credit", StepStatus.COMPLETED, 1)] == [
+        (s.name, s.status, s.attempts) for s in state.steps
+    ]
+    assert state.error is None
+
+
+async def test_insufficient_funds_fails_with_the_business_reason_and_moves_nothing(
+    client: Client, store: LedgerStore
+) -> None:
+    """Bob -> Charlie 1000 with 500: the whole failure chain names InsufficientFunds."""
+    transfer_id = new_id()
+    async with transfer_worker(client, store) as tq:
+        failure, state = await run(client, tq, request("ACC-002", "ACC-003", "1000"), transfer_id)
+
+    assert isinstance(failure, WorkflowFailureError)
+    top = failure.cause
+    assert isinstance(top, ApplicationError)
+    assert ("InsufficientFunds", "Insufficient funds: 500.00 < 1000.00", True) == (
+        top.type,
+        top.message,
+        top.non_retryable,
+    )
+    assert isinstance(top.cause, ActivityError)
+    leaf = top.cause.cause
+    assert isinstance(leaf, ApplicationError)
+    assert ("InsufficientFunds", True) == (leaf.type, leaf.non_retryable)
+
+    assert opening_balances() == balances(store)
+    # The debit never applied, so its compensation voided it: no money moved.
+    assert [("reverse_debit", "void")] == postings_of(store, transfer_id)
+    assert TransferStatus.COMPENSATED == state.status
+    assert "InsufficientFunds" == state.error.type if state.error else False
+    assert StepStatus.FAILED == state.step("debit").status
+    assert StepStatus.SKIPPED == state.step("credit").status
+
+
+@pytest.mark.parametrize(
+    ("destination", "error_type"),
+    [("ACC-999", "AccountNotFound"), ("ACC-CLOSED", "AccountClosed")],
+)
+async def test_credit_failure_is_compensated_and_balances_restored(
+    client: Client, store: LedgerStore, destination: str, error_type: str
+) -> None:
+    """The debit succeeds, the credit is refused: the debit is refunded, the credit voided."""
+    store.open_account("ACC-CLOSED", "Gone")
+    store.close_account("ACC-CLOSED")
+    transfer_id = new_id()
+    async with transfer_worker(client, store) as tq:
+        failure, state = await run(client, tq, request("ACC-001", destination, "200"), transfer_id)
+
+    assert isinstance(failure, WorkflowFailureError)
+    assert isinstance(failure.cause, ApplicationError) and error_type == failure.cause.type
+    assert opening_balances() == {k: v for k, v in balances(store).items() if k != "ACC-CLOSED"}
+    assert [
+        ("debit", "debit"),
+        ("reverse_credit", "void"),
+        ("reverse_debit", "reversal"),
+    ] == postings_of(store, transfer_id)
+    assert TransferStatus.COMPENSATED == state.status
+    assert [
+        ("debit", StepStatus.COMPENSATED),
+        ("credit", StepStatus.FAILED),
+        ("reverse_credit", StepStatus.COMPLETED),
+        ("reverse_debit", StepStatus.COMPLETED),
+    ] == [(s.name, s.status) for s in state.steps]
+    assert error_type == state.step("credit").error.type if state.step("credit").error else False
+
+
+class FlakyLedger:
+    """Wraps a store; the first `failures` debits raise LedgerUnavailable, before or after commit."""
+
+    def __init__(self, store: LedgerStore, *, failures: int, after_commit: bool) -> None:
+        self._store = store
+        self._failures = failures
+        self._after_commit = after_commit
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def debit(self, key: str, account_id: str, amount: Decimal) -> Receipt:
+        self.calls += 1
+        if self.calls <= self._failures:
+            if self._after_commit:
+                self._store.debit(key, account_id, amount)  # committed, reply lost
+            raise LedgerUnavailable("database is locked")
+        return self._store.debit(key, account_id, amount)
+
+
+@pytest.mark.parametrize("after_commit", [False, True], ids=["before-commit", "after-commit"])
+async def test_transient_ledger_errors_are_retried_and_the_step_applies_once(
+    client: Client, store: LedgerStore, after_commit: bool
+) -> None:
+    """Two 'database is locked' errors, then success: one debit posting, 3 attempts."""
+    flaky = FlakyLedger(store, failures=2, after_commit=after_commit)
+    debit = LedgerActivities(flaky).debit  # type: ignore[arg-type]
+    transfer_id = new_id()
+    async with transfer_worker(client, store, debit=debit) as tq:
+        result, state = await run(client, tq, request("ACC-001", "ACC-002", "10"), transfer_id)
+
+    assert 3 == flaky.calls
+    assert result.debit.replayed is after_commit
+    assert [("debit", "debit"), ("credit", "credit")] == postings_of(store, transfer_id)
+    assert Decimal("990.00") == balances(store)["ACC-001"]
+    assert 3 == state.step("debit").attempts
+
+
+async def test_a_step_that_hangs_past_its_timeout_is_retried(
+    env: WorkflowEnvironment, store: LedgerStore
+) -> None:
+    """Attempt 1 hangs; after the start-to-close timeout attempt 2 runs and the transfer completes."""
+    assert timedelta(seconds=30) > FORWARD_START_TO_CLOSE, "this test waits it out"
+    real = LedgerActivities(store)
+    first_attempt_started = asyncio.Event()
+
+    @activity.defn(name="debit")
+    async def hanging_debit(step: StepInput) -> StepResult:
+        if activity.info().attempt == 1:
+            first_attempt_started.set()
+            await asyncio.sleep(3600)
+        return await asyncio.to_thread(real.debit, step)
+
+    transfer_id = new_id()
+    async with transfer_worker(env.client, store, debit=hanging_debit) as tq:
+        handle = await env.client.start_workflow(
+            TransferWorkflow.run, request("ACC-001", "ACC-002", "25"), id=transfer_id, task_queue=tq
+        )
+        await asyncio.wait_for(first_attempt_started.wait(), 30)
+        # The test server runs activity timeouts on the wall clock: this waits
+        # out FORWARD_START_TO_CLOSE for real.
+        result = await asyncio.wait_for(handle.result(), 60)
+        state = await handle.query(TransferWorkflow.state)
+
+    assert Decimal("25.00") == result.amount
+    assert 2 == state.step("debit").attempts
+    assert [("debit", "debit"), ("credit", "credit")] == postings_of(store, transfer_id)
+    assert Decimal("975.00") == balances(store)["ACC-001"]
+
+
+async def test_starting_the_same_id_twice_moves_money_once(client: Client, store: LedgerStore) -> None:
+    """Start, then start again with the same id: the second attaches; one debit, one credit."""
+    transfer_id = new_id()
+    req = request("ACC-001", "ACC-002", "100")
+    async with transfer_worker(client, store) as tq:
+        first, attached_first = await start_transfer(client, req, transfer_id=transfer_id, task_queue=tq)
+        outcome = await wait_outcome(first)
+        second, attached_second = await start_transfer(client, req, transfer_id=transfer_id, task_queue=tq)
+        again = await wait_outcome(second)
+    assert (False, True) == (attached_first, attached_second)
+    assert ("completed", "completed") == (outcome.status, again.status)
+    assert first.result_run_id == second.result_run_id
+    assert [("debit", "debit"), ("credit", "credit")] == postings_of(store, transfer_id)
+    assert Decimal("900.00") == balances(store)["ACC-001"]
+
+
+async def test_a_rerun_of_a_closed_id_replays_receipts_instead_of_moving_money(
+    client: Client, store: LedgerStore
+) -> None:
+    """Even a second run that Temporal allows (default reuse policy) moves nothing: keys are per id."""
+    transfer_id = new_id()
+    req = request("ACC-001", "ACC-002", "100")
+    async with transfer_worker(client, store) as tq:
+        first, _ = await run(client, tq, req, transfer_id)
+        second, _ = await run(client, tq, req, transfer_id)
+    assert not first.debit.replayed and second.debit.replayed and second.credit.replayed
+    assert [("debit", "debit"), ("credit", "credit")] == postings_of(store, transfer_id)
+    assert Decimal("900.00") == balances(store)["ACC-001"]
+
+
+async def test_reusing_an_id_for_a_different_transfer_is_refused(
+    client: Client, store: LedgerStore
+) -> None:
+    """The same reference with another amount is an error, not an attach."""
+    transfer_id = new_id()
+    async with transfer_worker(client, store) as tq:
+        handle, _ = await start_transfer(
+            client, request("ACC-001", "ACC-002", "100"), transfer_id=transfer_id, task_queue=tq
+        )
+        await handle.result()
+        with pytest.raises(TransferIdConflict, match="100.00 ACC-001 -> ACC-002"):
+            await start_transfer(
+                client, request("ACC-001", "ACC-002", "999"), transfer_id=transfer_id, task_queue=tq
+            )
+    assert Decimal("900.00") == balances(store)["ACC-001"]
+
+
+async def test_many_concurrent_transfers_stay_independent(
+    dev_env: WorkflowEnvironment, store: LedgerStore
+) -> None:
+    """40 transfers at once on a real dev server, some doomed: each ends right; the ledger balances."""
+    # Not on the time-skipping server: under this much concurrency it was
+    # seen to leave scheduled activity tasks undispatched.
+    client = dev_env.client
+    rng = random.Random(7)
+    plan: list[tuple[str, str, Decimal]] = []
+    for _ in range(36):
+        source, destination = rng.sample(["ACC-001", "ACC-002", "ACC-003"], 2)
+        plan.append((source, destination, Decimal(rng.randint(1, 1000)) / 100))  # <= 10.00 each
+    plan += [("ACC-001", "ACC-404", Decimal("5.00"))] * 4  # credits that must be compensated
+
+    async with transfer_worker(client, store) as tq:
+        outcomes = await asyncio.gather(
+            *(run(client, tq, request(s, d, str(a))) for s, d, a in plan)
+        )
+
+    expected = opening_balances()
+    for (source, destination, amount), (outcome, state) in zip(plan, outcomes, strict=True):
+        if destination == "ACC-404":
+            assert isinstance(outcome, WorkflowFailureError)
+            assert TransferStatus.COMPENSATED == state.status
+            continue
+        assert TransferStatus.COMPLETED == state.status, state.error
+        expected[source] -= amount
+        expected[destination] += amount
+    assert expected == balances(store)
+    debits = [r for r in store.receipts() if r.kind == PostingKind.DEBIT]
+    assert 40 == len(debits)
+
+
+@pytest.mark.parametrize(
+    ("payload", "complaint"),
+    [
+        ({"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "abc"}, "not a number"),
+        ({"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "-5"}, "greater than zero"),
+        ({"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "0"}, "greater than zero"),
+        ({"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "1.001"}, "two decimal"),
+        ({"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "NaN"}, "finite"),
+        ({"source_account": "ACC-001", "destination_account": "ACC-001", "amount": "5"}, "same account"),
+        ({"source_account": "", "destination_account": "ACC-002", "amount": "5"}, "Invalid account"),
+        ({"source_account": "ACC-001", "destination_account": "ACC-002"}, "Field required"),
+        ({"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "5", "x": 1}, "Extra"),
+    ],
+)
+async def test_bad_input_fails_the_workflow_before_any_posting(
+    client: Client, store: LedgerStore, payload: dict[str, Any], complaint: str
+) -> None:
+    """Hand-written JSON (as from `temporal workflow start`) is validated before any step runs."""
+    transfer_id = new_id()
+    async with transfer_worker(client, store) as tq:
+        with pytest.raises(WorkflowFailureError) as info:
+            await client.execute_workflow(
+                "TransferWorkflow",
+                payload,
+                id=transfer_id,
+                task_queue=tq,
+                run_timeout=timedelta(seconds=30),
+            )
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert "ValidationError" == cause.type
+    assert complaint in cause.message
+    assert [] == postings_of(store, transfer_id)
+    assert opening_balances() == balances(store)
+
+
+async def test_a_cancelled_transfer_runs_its_compensations(client: Client, store: LedgerStore) -> None:
+    """Cancel while the credit is stuck: the debit is refunded, the credit voided."""
+    credit_started = asyncio.Event()
+
+    @activity.defn(name="credit")
+    async def stuck_credit(step: StepInput) -> StepResult:
+        credit_started.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    transfer_id = new_id()
+    async with transfer_worker(client, store, credit=stuck_credit) as tq:
+        handle = await client.start_workflow(
+            TransferWorkflow.run, request("ACC-001", "ACC-002", "40"), id=transfer_id, task_queue=tq
+        )
+        await asyncio.wait_for(credit_started.wait(), 30)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as info:
+            await asyncio.wait_for(handle.result(), 60)
+        state = await handle.query(TransferWorkflow.state)
+
+    assert isinstance(info.value.cause, CancelledError)
+    assert TransferStatus.CANCELLED == state.status
+    assert opening_balances() == balances(store)
+    assert [
+        ("debit", "debit"),
+        ("reverse_credit", "void"),
+        ("reverse_debit", "reversal"),
+    ] == postings_of(store, transfer_id)
+
+
+async def test_a_failing_compensation_is_reported_not_swallowed(
+    client: Client, store: LedgerStore
+) -> None:
+    """If the refund itself is refused, the workflow fails with CompensationFailed and says why."""
+
+    @activity.defn(name="reverse_debit")
+    async def refused_refund(step: StepInput) -> StepResult:
+        raise ApplicationError("Account is closed: ACC-001", type="AccountClosed", non_retryable=True)
+
+    transfer_id = new_id()
+    async with transfer_worker(client, store, reverse_debit=refused_refund) as tq:
+        failure, state = await run(client, tq, request("ACC-001", "ACC-404", "60"), transfer_id)
+
+    assert isinstance(failure, WorkflowFailureError)
+    assert isinstance(failure.cause, ApplicationError)
+    assert "CompensationFailed" == failure.cause.type
+    assert "Account not found: ACC-404" in failure.cause.message
+    assert "AccountClosed: Account is closed: ACC-001" in failure.cause.message
+    assert TransferStatus.FAILED == state.status
+    assert ["AccountClosed"] == [e.type for e in state.compensation_errors]
+    # The money is visibly in clearing, not lost.
+    assert Decimal("60.00") == balances(store)["CLEARING"]
+
+
+_ = RetryPolicy  # imported for readers: step retry policies live in workflows.transfer
