@@ -159,7 +159,9 @@ def _guard(command: Callable[[], Coroutine[Any, Any, int]]) -> int:
 async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
     store = open_store(settings.ledger_url)
     if args.accounts_command == "open":
-        account = store.open_account(args.account_id, args.owner, parse_amount(args.balance, allow_zero=True))
+        account = store.open_account(
+            args.account_id, args.owner, parse_amount(args.balance, allow_zero=True)
+        )
         print(f"Opened {account.id} for {account.owner} with {format_amount(account.balance)}")
     elif args.accounts_command == "close":
         account = store.close_account(args.account_id)
@@ -197,7 +199,10 @@ async def _transfer(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.workflow_url(client.namespace, transfer_id)
     if not args.json:
         verb = "Attached to existing" if attached else "Started"
-        print(f"{verb} transfer {transfer_id}: {describe_request(request)}\n  Web UI: {url}", flush=True)
+        print(
+            f"{verb} transfer {transfer_id}: {describe_request(request)}\n  Web UI: {url}",
+            flush=True,
+        )
     if args.no_wait:
         if args.json:
             print(json.dumps({"transfer_id": transfer_id, "attached": attached, "url": url}))
@@ -229,9 +234,7 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
     client = await connect()
     handle = client.get_workflow_handle_for(TransferWorkflow.run, args.transfer_id)
     try:
-        state = await handle.query(
-            TransferWorkflow.state, rpc_timeout=timedelta(seconds=10)
-        )
+        state = await handle.query(TransferWorkflow.state, rpc_timeout=timedelta(seconds=10))
     except WorkflowQueryFailedError as err:
         raise _Fail(f"Query failed: {err}", EXIT_UNAVAILABLE) from err
     except RPCError as err:
@@ -253,4 +256,3 @@ async def _demo(settings: Settings) -> int:
     from app.demo import run_demo
 
     return await run_demo(settings)
-

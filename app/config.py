@@ -43,7 +43,9 @@ class Settings:
         return cls(
             ledger_url=env.get("LEDGER_URL") or f"sqlite:///{data_dir / 'ledger.db'}",
             task_queue=env.get("TEMPORAL_TASK_QUEUE") or DEFAULT_TASK_QUEUE,
-            ui_url=(env.get("TEMPORAL_UI_URL") or f"http://localhost:{DEFAULT_UI_PORT}").rstrip("/"),
+            ui_url=(env.get("TEMPORAL_UI_URL") or f"http://localhost:{DEFAULT_UI_PORT}").rstrip(
+                "/"
+            ),
             data_dir=data_dir,
         )
 
@@ -51,4 +53,6 @@ class Settings:
         """The Web UI page of one workflow."""
         from urllib.parse import quote
 
-        return f"{self.ui_url}/namespaces/{quote(namespace)}/workflows/{quote(workflow_id, safe='')}"
+        return (
+            f"{self.ui_url}/namespaces/{quote(namespace)}/workflows/{quote(workflow_id, safe='')}"
+        )

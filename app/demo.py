@@ -53,7 +53,9 @@ async def run_demo(settings: Settings) -> int:
     for account_id, owner, balance in ACCOUNTS:
         store.open_account(account_id, owner, balance)
     print(f"{RULE}\nSAGA DEMO: money transfers on Temporal\n{RULE}")
-    print(f"Demo ledger: {path}\n\nOpening balances:\n{render.balance_table(store.list_accounts())}")
+    print(
+        f"Demo ledger: {path}\n\nOpening balances:\n{render.balance_table(store.list_accounts())}"
+    )
 
     run = uuid.uuid4().hex[:6]
     task_queue = f"{settings.task_queue}-demo-{run}"
@@ -88,11 +90,15 @@ async def _run_scenario(
     task_queue: str,
 ) -> TransferOutcome:
     print(f"Transfer {transfer_id}: {describe_request(request)}")
-    handle, _ = await start_transfer(client, request, transfer_id=transfer_id, task_queue=task_queue)
+    handle, _ = await start_transfer(
+        client, request, transfer_id=transfer_id, task_queue=task_queue
+    )
     try:
         outcome = await asyncio.wait_for(wait_outcome(handle), SCENARIO_TIMEOUT_SECONDS)
     except TimeoutError:
-        print(f"Transfer {transfer_id} did not finish in {SCENARIO_TIMEOUT_SECONDS}s; see the Web UI.")
+        print(
+            f"Transfer {transfer_id} did not finish in {SCENARIO_TIMEOUT_SECONDS}s; see the Web UI."
+        )
         return TransferOutcome(transfer_id, "unfinished")
     print(("OK  " if outcome.ok else "FAILED  ") + render.outcome_line(outcome))
     state = await handle.query(TransferWorkflow.state)

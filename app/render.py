@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from app.transfers import TransferOutcome
 from ledger import Account, AccountKind, Receipt
 from workflows.transfer import StepState, TransferState
-
-from app.transfers import TransferOutcome
 
 
 def balance_table(accounts: list[Account]) -> str:

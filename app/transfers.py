@@ -85,7 +85,9 @@ async def start_transfer(
     handle = client.get_workflow_handle_for(TransferWorkflow.run, transfer_id)
     desc = await handle.describe()
     if desc.workflow_type != WORKFLOW_NAME:
-        raise TransferIdConflict(f"{transfer_id} is a {desc.workflow_type} workflow, not a transfer")
+        raise TransferIdConflict(
+            f"{transfer_id} is a {desc.workflow_type} workflow, not a transfer"
+        )
     handle = client.get_workflow_handle_for(TransferWorkflow.run, transfer_id, run_id=desc.run_id)
     existing = await started_request(client, handle)
     if existing != request:
@@ -96,7 +98,7 @@ async def start_transfer(
     return handle, True
 
 
-async def started_request(client: Client, handle: WorkflowHandle) -> TransferRequest | None:
+async def started_request(client: Client, handle: TransferHandle) -> TransferRequest | None:
     """The request a transfer was started with, read from its history (no worker needed)."""
     async for event in handle.fetch_history_events():
         if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
@@ -133,7 +135,9 @@ def _failure_outcome(transfer_id: str, err: WorkflowFailureError) -> TransferOut
         )
         return TransferOutcome(transfer_id, status, None, error_type, cause.message)
     if isinstance(cause, CancelledError):
-        return TransferOutcome(transfer_id, "cancelled", None, "Cancelled", "Transfer was cancelled")
+        return TransferOutcome(
+            transfer_id, "cancelled", None, "Cancelled", "Transfer was cancelled"
+        )
     if isinstance(cause, TerminatedError):
         return TransferOutcome(transfer_id, "terminated", None, "Terminated", str(cause))
     if isinstance(cause, TimeoutError):

@@ -1,6 +1,5 @@
 """The ledger's records: accounts and posting receipts, plain and immutable."""
 
-
 import re
 from dataclasses import dataclass
 from datetime import datetime

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from ledger.errors import (
     AccountClosed,
     AccountExists,
-    AccountNotEmpty,
     AccountNotCustomer,
+    AccountNotEmpty,
     AccountNotFound,
     IdempotencyConflict,
     InsufficientFunds,
@@ -42,17 +42,22 @@ from ledger.money import from_minor, parse_amount, to_minor
 class Cursor(Protocol):
     """The part of a DB-API cursor the ledger uses."""
 
-    rowcount: int
+    @property
+    def rowcount(self) -> int:
+        """Rows changed by the last statement."""
 
-    def fetchone(self) -> Any: ...
+    def fetchone(self) -> Any:
+        """The next row, or None."""
 
-    def fetchall(self) -> list[Any]: ...
+    def fetchall(self) -> list[Any]:
+        """All remaining rows."""
 
 
 class Connection(Protocol):
     """The part of a DB-API connection the ledger uses."""
 
-    def execute(self, sql: str, params: Sequence[Any] = ...) -> Cursor: ...
+    def execute(self, sql: str, params: Sequence[Any], /) -> Cursor:
+        """Run one statement with positional parameters."""
 
 
 _POSTING_COLUMNS = "key, kind, amount, from_account, to_account, reverses, posted_at"
@@ -175,7 +180,9 @@ class SqlLedgerStore(abc.ABC):
         """Customer -> clearing, refused if the balance is short."""
         amount = parse_amount(amount)
         with self._transaction() as conn:
-            replay = self._replay(conn, key, PostingKind.DEBIT, account_id, CLEARING_ACCOUNT, amount)
+            replay = self._replay(
+                conn, key, PostingKind.DEBIT, account_id, CLEARING_ACCOUNT, amount
+            )
             if replay is not None:
                 return replay
             self._require_customer(conn, account_id, lock=True)
@@ -192,7 +199,9 @@ class SqlLedgerStore(abc.ABC):
         """Clearing -> customer."""
         amount = parse_amount(amount)
         with self._transaction() as conn:
-            replay = self._replay(conn, key, PostingKind.CREDIT, CLEARING_ACCOUNT, account_id, amount)
+            replay = self._replay(
+                conn, key, PostingKind.CREDIT, CLEARING_ACCOUNT, account_id, amount
+            )
             if replay is not None:
                 return replay
             self._require_customer(conn, account_id, lock=True)
@@ -238,7 +247,8 @@ class SqlLedgerStore(abc.ABC):
                 return self._void_receipt(conn, key)  # type: ignore[return-value]
             if original.kind in (PostingKind.VOID, PostingKind.REVERSAL):
                 raise IdempotencyConflict(key, f"{original_key} is a {original.kind}")
-            assert original.from_account is not None and original.to_account is not None
+            assert original.from_account is not None
+            assert original.to_account is not None
             # The refund goes back where the money came from; a closed account
             # cannot take it, and a customer who spent a credit cannot return it.
             for account_id in (original.from_account, original.to_account):
@@ -276,7 +286,9 @@ class SqlLedgerStore(abc.ABC):
 
     # -- internals --------------------------------------------------------------
 
-    def _require_customer(self, conn: Connection, account_id: str, *, lock: bool = False) -> Account:
+    def _require_customer(
+        self, conn: Connection, account_id: str, *, lock: bool = False
+    ) -> Account:
         row = self._account_row(conn, account_id, lock=lock)
         if row is None:
             raise AccountNotFound(account_id)
@@ -306,8 +318,9 @@ class SqlLedgerStore(abc.ABC):
         found = (existing.kind, existing.from_account, existing.to_account, existing.amount)
         if wanted != found:
             raise IdempotencyConflict(
-                key, f"first {existing.kind} {existing.amount} {existing.from_account}"
-                f" -> {existing.to_account}"
+                key,
+                f"first {existing.kind} {existing.amount} {existing.from_account}"
+                f" -> {existing.to_account}",
             )
         return _replayed(existing)
 

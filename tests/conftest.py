@@ -12,7 +12,11 @@ from temporalio.testing import WorkflowEnvironment
 from app.temporal import temporal_cli, time_skipping_server
 from ledger import LedgerStore, open_store
 
-OPENING = {"ACC-001": ("Alice", "1000.00"), "ACC-002": ("Bob", "500.00"), "ACC-003": ("Charlie", "750.00")}
+OPENING = {
+    "ACC-001": ("Alice", "1000.00"),
+    "ACC-002": ("Bob", "500.00"),
+    "ACC-003": ("Charlie", "750.00"),
+}
 
 
 @pytest.fixture(scope="session")

@@ -291,7 +291,10 @@ def _describe(err: ActivityError) -> StepError:
     if isinstance(cause, CancelledError):
         return _CANCELLED
     if isinstance(cause, TimeoutError):
-        return StepError(type="StepTimedOut", message=f"Step timed out ({cause.type.name if cause.type else 'unknown'})")
+        return StepError(
+            type="StepTimedOut",
+            message=f"Step timed out ({cause.type.name if cause.type else 'unknown'})",
+        )
     return _plain(cause or err)
 
 

@@ -67,7 +67,9 @@ def test_zero_is_allowed_only_when_asked() -> None:
         parse_amount("-0.01", allow_zero=True)
 
 
-@pytest.mark.parametrize("text", ["0.01", "0.10", "1.00", "150.25", "999999999.99", "1000000000.00"])
+@pytest.mark.parametrize(
+    "text", ["0.01", "0.10", "1.00", "150.25", "999999999.99", "1000000000.00"]
+)
 def test_minor_units_round_trip(text: str) -> None:
     """Amount -> cents -> amount is exact."""
     amount = Decimal(text)

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
@@ -60,13 +59,18 @@ async def run(
     return outcome, await handle.query(TransferWorkflow.state)
 
 
-async def test_transfer_completes_and_moves_the_money_once(client: Client, store: LedgerStore) -> None:
+async def test_transfer_completes_and_moves_the_money_once(
+    client: Client, store: LedgerStore
+) -> None:
     """Alice -> Bob 150: one debit, one credit, clearing back to zero, state completed."""
     transfer_id = new_id()
     async with transfer_worker(client, store) as tq:
         result, state = await run(client, tq, request("ACC-001", "ACC-002", "150.00"), transfer_id)
     assert Decimal("150.00") == result.amount
-    assert (f"{transfer_id}/debit", f"{transfer_id}/credit") == (result.debit.key, result.credit.key)
+    assert (f"{transfer_id}/debit", f"{transfer_id}/credit") == (
+        result.debit.key,
+        result.credit.key,
+    )
     expected = opening_balances() | {"ACC-001": Decimal("850.00"), "ACC-002": Decimal("650.00")}
     assert expected == balances(store)
     assert [("debit", "debit"), ("credit", "credit")] == postings_of(store, transfer_id)
@@ -102,7 +106,8 @@ async def test_insufficient_funds_fails_with_the_business_reason_and_moves_nothi
     # The debit never applied, so its compensation voided it: no money moved.
     assert [("reverse_debit", "void")] == postings_of(store, transfer_id)
     assert TransferStatus.COMPENSATED == state.status
-    assert "InsufficientFunds" == state.error.type if state.error else False
+    assert state.error is not None
+    assert "InsufficientFunds" == state.error.type
     assert StepStatus.FAILED == state.step("debit").status
     assert StepStatus.SKIPPED == state.step("credit").status
 
@@ -122,7 +127,8 @@ async def test_credit_failure_is_compensated_and_balances_restored(
         failure, state = await run(client, tq, request("ACC-001", destination, "200"), transfer_id)
 
     assert isinstance(failure, WorkflowFailureError)
-    assert isinstance(failure.cause, ApplicationError) and error_type == failure.cause.type
+    assert isinstance(failure.cause, ApplicationError)
+    assert error_type == failure.cause.type
     assert opening_balances() == {k: v for k, v in balances(store).items() if k != "ACC-CLOSED"}
     assert [
         ("debit", "debit"),
@@ -136,11 +142,13 @@ async def test_credit_failure_is_compensated_and_balances_restored(
         ("reverse_credit", StepStatus.COMPLETED),
         ("reverse_debit", StepStatus.COMPLETED),
     ] == [(s.name, s.status) for s in state.steps]
-    assert error_type == state.step("credit").error.type if state.step("credit").error else False
+    credit_error = state.step("credit").error
+    assert credit_error is not None
+    assert error_type == credit_error.type
 
 
 class FlakyLedger:
-    """Wraps a store; the first `failures` debits raise LedgerUnavailable, before or after commit."""
+    """A store whose first `failures` debits raise LedgerUnavailable (before or after commit)."""
 
     def __init__(self, store: LedgerStore, *, failures: int, after_commit: bool) -> None:
         self._store = store
@@ -181,7 +189,7 @@ async def test_transient_ledger_errors_are_retried_and_the_step_applies_once(
 async def test_a_step_that_hangs_past_its_timeout_is_retried(
     env: WorkflowEnvironment, store: LedgerStore
 ) -> None:
-    """Attempt 1 hangs; after the start-to-close timeout attempt 2 runs and the transfer completes."""
+    """Attempt 1 hangs; after its start-to-close timeout attempt 2 runs and the transfer ends."""
     assert timedelta(seconds=30) > FORWARD_START_TO_CLOSE, "this test waits it out"
     real = LedgerActivities(store)
     first_attempt_started = asyncio.Event()
@@ -210,14 +218,20 @@ async def test_a_step_that_hangs_past_its_timeout_is_retried(
     assert Decimal("975.00") == balances(store)["ACC-001"]
 
 
-async def test_starting_the_same_id_twice_moves_money_once(client: Client, store: LedgerStore) -> None:
+async def test_starting_the_same_id_twice_moves_money_once(
+    client: Client, store: LedgerStore
+) -> None:
     """Start, then start again with the same id: the second attaches; one debit, one credit."""
     transfer_id = new_id()
     req = request("ACC-001", "ACC-002", "100")
     async with transfer_worker(client, store) as tq:
-        first, attached_first = await start_transfer(client, req, transfer_id=transfer_id, task_queue=tq)
+        first, attached_first = await start_transfer(
+            client, req, transfer_id=transfer_id, task_queue=tq
+        )
         outcome = await wait_outcome(first)
-        second, attached_second = await start_transfer(client, req, transfer_id=transfer_id, task_queue=tq)
+        second, attached_second = await start_transfer(
+            client, req, transfer_id=transfer_id, task_queue=tq
+        )
         again = await wait_outcome(second)
     assert (False, True) == (attached_first, attached_second)
     assert ("completed", "completed") == (outcome.status, again.status)
@@ -229,13 +243,17 @@ async def test_starting_the_same_id_twice_moves_money_once(client: Client, store
 async def test_a_rerun_of_a_closed_id_replays_receipts_instead_of_moving_money(
     client: Client, store: LedgerStore
 ) -> None:
-    """Even a second run that Temporal allows (default reuse policy) moves nothing: keys are per id."""
+    """A second run that Temporal allows (default reuse policy) moves nothing: keys are per id."""
     transfer_id = new_id()
     req = request("ACC-001", "ACC-002", "100")
     async with transfer_worker(client, store) as tq:
         first, _ = await run(client, tq, req, transfer_id)
         second, _ = await run(client, tq, req, transfer_id)
-    assert not first.debit.replayed and second.debit.replayed and second.credit.replayed
+    assert (False, True, True) == (
+        first.debit.replayed,
+        second.debit.replayed,
+        second.credit.replayed,
+    )
     assert [("debit", "debit"), ("credit", "credit")] == postings_of(store, transfer_id)
     assert Decimal("900.00") == balances(store)["ACC-001"]
 
@@ -250,7 +268,7 @@ async def test_reusing_an_id_for_a_different_transfer_is_refused(
             client, request("ACC-001", "ACC-002", "100"), transfer_id=transfer_id, task_queue=tq
         )
         await handle.result()
-        with pytest.raises(TransferIdConflict, match="100.00 ACC-001 -> ACC-002"):
+        with pytest.raises(TransferIdConflict, match=r"100\.00 ACC-001 -> ACC-002"):
             await start_transfer(
                 client, request("ACC-001", "ACC-002", "999"), transfer_id=transfer_id, task_queue=tq
             )
@@ -260,7 +278,7 @@ async def test_reusing_an_id_for_a_different_transfer_is_refused(
 async def test_many_concurrent_transfers_stay_independent(
     dev_env: WorkflowEnvironment, store: LedgerStore
 ) -> None:
-    """40 transfers at once on a real dev server, some doomed: each ends right; the ledger balances."""
+    """40 transfers at once on a dev server, some doomed: each ends right; the ledger balances."""
     # Not on the time-skipping server: under this much concurrency it was
     # seen to leave scheduled activity tasks undispatched.
     client = dev_env.client
@@ -293,15 +311,39 @@ async def test_many_concurrent_transfers_stay_independent(
 @pytest.mark.parametrize(
     ("payload", "complaint"),
     [
-        ({"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "abc"}, "not a number"),
-        ({"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "-5"}, "greater than zero"),
-        ({"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "0"}, "greater than zero"),
-        ({"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "1.001"}, "two decimal"),
-        ({"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "NaN"}, "finite"),
-        ({"source_account": "ACC-001", "destination_account": "ACC-001", "amount": "5"}, "same account"),
-        ({"source_account": "", "destination_account": "ACC-002", "amount": "5"}, "Invalid account"),
+        (
+            {"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "abc"},
+            "not a number",
+        ),
+        (
+            {"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "-5"},
+            "greater than zero",
+        ),
+        (
+            {"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "0"},
+            "greater than zero",
+        ),
+        (
+            {"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "1.001"},
+            "two decimal",
+        ),
+        (
+            {"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "NaN"},
+            "finite",
+        ),
+        (
+            {"source_account": "ACC-001", "destination_account": "ACC-001", "amount": "5"},
+            "same account",
+        ),
+        (
+            {"source_account": "", "destination_account": "ACC-002", "amount": "5"},
+            "Invalid account",
+        ),
         ({"source_account": "ACC-001", "destination_account": "ACC-002"}, "Field required"),
-        ({"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "5", "x": 1}, "Extra"),
+        (
+            {"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "5", "x": 1},
+            "Extra",
+        ),
     ],
 )
 async def test_bad_input_fails_the_workflow_before_any_posting(
@@ -326,7 +368,9 @@ async def test_bad_input_fails_the_workflow_before_any_posting(
     assert opening_balances() == balances(store)
 
 
-async def test_a_cancelled_transfer_runs_its_compensations(client: Client, store: LedgerStore) -> None:
+async def test_a_cancelled_transfer_runs_its_compensations(
+    client: Client, store: LedgerStore
+) -> None:
     """Cancel while the credit is stuck: the debit is refunded, the credit voided."""
     credit_started = asyncio.Event()
 
@@ -364,7 +408,9 @@ async def test_a_failing_compensation_is_reported_not_swallowed(
 
     @activity.defn(name="reverse_debit")
     async def refused_refund(step: StepInput) -> StepResult:
-        raise ApplicationError("Account is closed: ACC-001", type="AccountClosed", non_retryable=True)
+        raise ApplicationError(
+            "Account is closed: ACC-001", type="AccountClosed", non_retryable=True
+        )
 
     transfer_id = new_id()
     async with transfer_worker(client, store, reverse_debit=refused_refund) as tq:
@@ -379,6 +425,3 @@ async def test_a_failing_compensation_is_reported_not_swallowed(
     assert ["AccountClosed"] == [e.type for e in state.compensation_errors]
     # The money is visibly in clearing, not lost.
     assert Decimal("60.00") == balances(store)["CLEARING"]
-
-
-_ = RetryPolicy  # imported for readers: step retry policies live in workflows.transfer
