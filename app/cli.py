@@ -11,11 +11,12 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from temporalio.client import WorkflowQueryFailedError
@@ -45,6 +46,21 @@ class _Fail(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
+
+
+def exit_process(code: int) -> NoReturn:
+    """Flush everything, then leave without interpreter finalization.
+
+    The Temporal SDK's Rust core keeps threads that can call into Python
+    while the interpreter finalizes; short-lived processes then die with
+    "Fatal Python error: PyGILState_Release" (SIGABRT/SIGSEGV) after their
+    work is done (temporalio/sdk-python#300, seen here on about one exit in
+    five). All our work is finished and flushed by now, so skip finalization.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 # -- worker ---------------------------------------------------------------------

@@ -1,0 +1,315 @@
+"""The command lines as a user runs them: worker and starter processes, a real dev server."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from app.temporal import temporal_cli
+from ledger import open_store
+from tests.conftest import OPENING
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+def run_cli(
+    env: dict[str, str], *args: str, script: str = "starter.py", timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=env["TRANSFER_DATA_DIR"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for CLI processes: their own ledger, data dir and task queue."""
+    return os.environ | {
+        "LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
+        "TRANSFER_DATA_DIR": str(tmp_path),
+        "TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4()}",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+@pytest.fixture
+def server_env(cli_env: dict[str, str], dev_env: WorkflowEnvironment) -> dict[str, str]:
+    """`cli_env` pointed at the session's dev server."""
+    return cli_env | {"TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host}
+
+
+@pytest.fixture
+def worker(server_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """`python worker.py` as its own process; on teardown SIGTERM must stop it cleanly."""
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "worker.py")],
+        cwd=server_env["TRANSFER_DATA_DIR"],
+        env=server_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "Worker running" in line:
+            break
+    else:
+        pytest.fail(f"worker exited early with {process.wait()}")
+    yield process
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=30)
+    assert 0 == process.returncode, out
+    assert "Received SIGTERM" in out
+
+
+def balances(env: dict[str, str]) -> dict[str, str]:
+    """Balances as the processes' ledger holds them (read directly: quicker than a process)."""
+    return {a.id: f"{a.balance:.2f}" for a in open_store(env["LEDGER_URL"]).list_accounts()}
+
+
+def open_seed_accounts(env: dict[str, str]) -> None:
+    """Alice, Bob and Charlie, opened straight in the ledger the processes use."""
+    store = open_store(env["LEDGER_URL"])
+    for account_id, (owner, balance) in OPENING.items():
+        store.open_account(account_id, owner, Decimal(balance))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["transfer", "--from", "ACC-001", "--to", "ACC-002", "--amount", "abc"], "not a number"),
+        (["transfer", "--from", "ACC-001", "--to", "ACC-002", "--amount", "1.001"], "two decimal"),
+        (["transfer", "--from", "ACC-001", "--to", "ACC-002", "--amount", "-3"], "greater than"),
+        (["transfer", "--from", "ACC-001", "--to", "ACC-001", "--amount", "3"], "same account"),
+        (["transfer", "--from", "A B", "--to", "ACC-001", "--amount", "3"], "Invalid account"),
+        (["accounts", "open", "ACC-009", "--owner", "Eve", "--balance", "NaN"], "finite"),
+        (["accounts", "open", "bad id", "--owner", "Eve"], "Invalid account number"),
+        (["accounts", "open", "ACC-001", "--owner", "Again"], "already exists"),
+        (["accounts", "close", "ACC-404"], "Account not found: ACC-404"),
+    ],
+)
+def test_bad_input_gets_a_one_line_error_and_exit_2(
+    cli_env: dict[str, str], args: list[str], message: str
+) -> None:
+    """No traceback, one line on stderr, exit 2, and nothing moved (no server needed)."""
+    open_seed_accounts(cli_env)
+    before = balances(cli_env)
+    result = run_cli(cli_env, *args)
+    assert 2 == result.returncode
+    assert "Traceback" not in result.stderr
+    assert 1 == len(result.stderr.strip().splitlines()), result.stderr
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr
+    assert before == balances(cli_env)
+
+
+def test_unreachable_server_is_one_line_and_exit_3(cli_env: dict[str, str]) -> None:
+    """A transfer with no server at the address says so and moves nothing."""
+    open_seed_accounts(cli_env)
+    env = cli_env | {"TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    result = run_cli(env, "transfer", "--from", "ACC-001", "--to", "ACC-002", "--amount", "5")
+    assert 3 == result.returncode
+    assert "Cannot reach Temporal at 127.0.0.1:1" in result.stderr
+    assert 1 == len(result.stderr.strip().splitlines())
+
+
+def test_accounts_open_then_list_json(cli_env: dict[str, str]) -> None:
+    """`accounts open` opens; `accounts list --json` shows every account with a string balance."""
+    for account_id, (owner, balance) in OPENING.items():
+        opened = run_cli(
+            cli_env, "accounts", "open", account_id, "--owner", owner, "--balance", balance
+        )
+        assert 0 == opened.returncode, opened.stderr
+        assert f"Opened {account_id} for {owner} with {balance}" == opened.stdout.strip()
+    listed = json.loads(run_cli(cli_env, "accounts", "list", "--json").stdout)
+    by_id = {a["id"]: a for a in listed}
+    assert {
+        "id": "ACC-001",
+        "owner": "Alice",
+        "kind": "customer",
+        "balance": "1000.00",
+    }.items() <= (by_id["ACC-001"].items())
+    assert "-2250.00" == by_id["EXTERNAL"]["balance"]
+    assert "0.00" == by_id["CLEARING"]["balance"]
+
+
+def test_worker_and_starter_in_two_processes(
+    server_env: dict[str, str], worker: subprocess.Popen[str]
+) -> None:
+    """Transfer, repeat the same id, fail one, query status: exit codes and balances as promised."""
+    open_seed_accounts(server_env)
+    ok = run_cli(
+        server_env,
+        "transfer",
+        "--from",
+        "ACC-001",
+        "--to",
+        "ACC-002",
+        "--amount",
+        "150",
+        "--id",
+        "t-1",
+    )
+    assert 0 == ok.returncode, ok.stderr
+    assert "Transfer t-1 completed: 150.00 ACC-001 -> ACC-002" in ok.stdout
+    assert "/namespaces/default/workflows/t-1" in ok.stdout
+
+    again = run_cli(
+        server_env,
+        "transfer",
+        "--from",
+        "ACC-001",
+        "--to",
+        "ACC-002",
+        "--amount",
+        "150",
+        "--id",
+        "t-1",
+    )
+    assert 0 == again.returncode, again.stderr
+    assert "Attached to existing transfer t-1" in again.stdout
+
+    other = run_cli(
+        server_env,
+        "transfer",
+        "--from",
+        "ACC-001",
+        "--to",
+        "ACC-002",
+        "--amount",
+        "1",
+        "--id",
+        "t-1",
+    )
+    assert 2 == other.returncode
+    assert "already used by another transfer (150.00 ACC-001 -> ACC-002)" in other.stderr
+
+    short = run_cli(
+        server_env, "transfer", "--from", "ACC-002", "--to", "ACC-003", "--amount", "1000", "--json"
+    )
+    assert 1 == short.returncode
+    report = json.loads(short.stdout)
+    assert ("compensated", "InsufficientFunds") == (report["status"], report["error"]["type"])
+    assert "Insufficient funds: 650.00 < 1000.00" == report["error"]["message"]
+
+    status = run_cli(server_env, "status", "t-1", "--json")
+    assert 0 == status.returncode, status.stderr
+    state = json.loads(status.stdout)
+    assert "completed" == state["status"]
+    assert [("debit", "completed"), ("credit", "completed")] == [
+        (s["name"], s["status"]) for s in state["steps"]
+    ]
+    text = run_cli(server_env, "status", "t-1")
+    assert "Saga status: completed" in text.stdout
+
+    missing = run_cli(server_env, "status", "no-such-transfer")
+    assert 2 == missing.returncode
+    assert "No transfer with id no-such-transfer" in missing.stderr
+
+    assert {
+        "ACC-001": "850.00",
+        "ACC-002": "650.00",
+        "ACC-003": "750.00",
+        "CLEARING": "0.00",
+    }.items() <= (balances(server_env).items())
+
+
+def test_plain_temporal_cli_starts_a_transfer_with_json_input(
+    server_env: dict[str, str], worker: subprocess.Popen[str]
+) -> None:
+    """`temporal workflow execute` with hand-written JSON and a string amount moves the money."""
+    open_seed_accounts(server_env)
+    request = {"source_account": "ACC-003", "destination_account": "ACC-001", "amount": "50.25"}
+    result = subprocess.run(
+        [
+            temporal_cli(),
+            "workflow",
+            "execute",
+            "--address",
+            server_env["TEMPORAL_ADDRESS"],
+            "--task-queue",
+            server_env["TEMPORAL_TASK_QUEUE"],
+            "--type",
+            "TransferWorkflow",
+            "--workflow-id",
+            "cli-1",
+            "--input",
+            json.dumps(request),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stdout + result.stderr
+    assert {"ACC-003": "699.75", "ACC-001": "1050.25"}.items() <= balances(server_env).items()
+
+    bad = subprocess.run(
+        [
+            temporal_cli(),
+            "workflow",
+            "execute",
+            "--address",
+            server_env["TEMPORAL_ADDRESS"],
+            "--task-queue",
+            server_env["TEMPORAL_TASK_QUEUE"],
+            "--type",
+            "TransferWorkflow",
+            "--workflow-id",
+            "cli-2",
+            "--input",
+            json.dumps(request | {"amount": "12.345"}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert 0 != bad.returncode
+    assert "more than two decimal places" in bad.stdout + bad.stderr
+    assert {"ACC-003": "699.75", "ACC-001": "1050.25"}.items() <= balances(server_env).items()
+
+
+def test_demo_runs_the_three_scenarios(server_env: dict[str, str]) -> None:
+    """`starter.py demo` prints the seed's balances and ends every scenario as expected."""
+    result = run_cli(server_env, "demo", timeout=240)
+    assert 0 == result.returncode, result.stdout + result.stderr
+    out = result.stdout
+    assert "Insufficient funds: 650.00 < 1000.00" in out
+    assert "Account not found: ACC-999" in out
+    assert "Demo finished: every scenario ended as expected." in out
+    final = out.rsplit("Balances:", 1)[1]
+    for line in ("Alice", "850.00"), ("Bob", "650.00"), ("Charlie", "750.00"):
+        assert any(line[0] in row and row.rstrip().endswith(line[1]) for row in final.splitlines())
+    assert out.count("Saga status: compensated") == 2
+    assert "Web UI: http://localhost:8233/namespaces/default/workflows/demo-" in out
+
+
+def test_demo_starts_the_embedded_dev_server_when_none_answers(cli_env: dict[str, str]) -> None:
+    """With nothing on localhost:7233, the demo starts the dev server from the installed CLI."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 7233)) == 0:
+            pytest.skip(
+                "a server already listens on 7233; the embedded start cannot be tested here"
+            )
+    env = {k: v for k, v in cli_env.items() if not k.startswith("TEMPORAL_ADDRESS")}
+    result = run_cli(env, "demo", timeout=300)
+    assert 0 == result.returncode, result.stdout + result.stderr
+    assert "Starting the embedded Temporal dev server" in result.stdout
+    assert "Demo finished: every scenario ended as expected." in result.stdout
+    assert (Path(cli_env["TRANSFER_DATA_DIR"]) / "temporal.db").is_file()
