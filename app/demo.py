@@ -89,7 +89,7 @@ async def _run_scenario(
     transfer_id: str,
     task_queue: str,
 ) -> TransferOutcome:
-    print(f"Transfer {transfer_id}: {describe_request(request)}")
+    print(f"Starting transfer {transfer_id}: {describe_request(request)}")
     handle, _ = await start_transfer(
         client, request, transfer_id=transfer_id, task_queue=task_queue
     )
