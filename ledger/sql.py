@@ -178,39 +178,29 @@ class SqlLedgerStore(abc.ABC):
 
     def debit(self, key: str, account_id: str, amount: Decimal) -> Receipt:
         """Customer -> clearing, refused if the balance is short."""
-        amount = parse_amount(amount)
-        with self._transaction() as conn:
-            replay = self._replay(
-                conn, key, PostingKind.DEBIT, account_id, CLEARING_ACCOUNT, amount
-            )
-            if replay is not None:
-                return replay
-            self._require_customer(conn, account_id, lock=True)
-            return self._post(
-                conn,
-                key=key,
-                kind=PostingKind.DEBIT,
-                from_account=account_id,
-                to_account=CLEARING_ACCOUNT,
-                amount=amount,
-            )
+        return self._transfer_step(key, PostingKind.DEBIT, account_id, CLEARING_ACCOUNT, amount)
 
     def credit(self, key: str, account_id: str, amount: Decimal) -> Receipt:
         """Clearing -> customer."""
+        return self._transfer_step(key, PostingKind.CREDIT, CLEARING_ACCOUNT, account_id, amount)
+
+    def _transfer_step(
+        self, key: str, kind: PostingKind, from_account: str, to_account: str, amount: Decimal
+    ) -> Receipt:
+        """One side of a transfer: a customer account against clearing, idempotent by key."""
         amount = parse_amount(amount)
+        customer = to_account if from_account == CLEARING_ACCOUNT else from_account
         with self._transaction() as conn:
-            replay = self._replay(
-                conn, key, PostingKind.CREDIT, CLEARING_ACCOUNT, account_id, amount
-            )
+            replay = self._replay(conn, key, kind, from_account, to_account, amount)
             if replay is not None:
                 return replay
-            self._require_customer(conn, account_id, lock=True)
+            self._require_customer(conn, customer, lock=True)
             return self._post(
                 conn,
                 key=key,
-                kind=PostingKind.CREDIT,
-                from_account=CLEARING_ACCOUNT,
-                to_account=account_id,
+                kind=kind,
+                from_account=from_account,
+                to_account=to_account,
                 amount=amount,
             )
 

@@ -9,6 +9,7 @@ settles exactly once.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -33,26 +34,40 @@ with workflow.unsafe.imports_passed_through():
 
 WORKFLOW_NAME = "TransferWorkflow"
 
+
+@dataclass(frozen=True)
+class StepOptions:
+    """Timeouts and retries for one kind of step."""
+
+    start_to_close: timedelta
+    schedule_to_close: timedelta
+    retry: RetryPolicy
+
+
 #: Forward steps: a few quick retries, then give up and compensate.
-FORWARD_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
+FORWARD = StepOptions(
+    start_to_close=timedelta(seconds=10),
+    schedule_to_close=timedelta(minutes=2),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=5,
+    ),
 )
-FORWARD_START_TO_CLOSE = timedelta(seconds=10)
-FORWARD_SCHEDULE_TO_CLOSE = timedelta(minutes=2)
 
 #: Compensations: an unfinished compensation leaves money in clearing, so
 #: they retry (with a longer backoff) until they succeed or fail for good.
-COMPENSATION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-    maximum_attempts=0,  # unlimited, bounded by the schedule-to-close timeout
+COMPENSATION = StepOptions(
+    start_to_close=timedelta(seconds=10),
+    schedule_to_close=timedelta(days=1),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=1),
+        maximum_attempts=0,  # unlimited, bounded by the schedule-to-close timeout
+    ),
 )
-COMPENSATION_START_TO_CLOSE = timedelta(seconds=10)
-COMPENSATION_SCHEDULE_TO_CLOSE = timedelta(days=1)
 
 
 class TransferRequest(BaseModel):
@@ -212,15 +227,29 @@ class TransferWorkflow:
         )
 
     async def _forward(self, name: str, activity: Any, step: StepInput) -> StepResult:
-        state = self._state.step(name)
+        return await self._run_step(self._state.step(name), activity, step, FORWARD)
+
+    async def _compensate(self, undoes: str, activity: Any, step: StepInput) -> None:
+        state = StepState(name=f"reverse_{undoes}", kind="compensation")
+        self._state.steps.append(state)
+        result = await self._run_step(state, activity, step, COMPENSATION)
+        if result.receipt.kind != PostingKind.VOID:
+            # A void means the step never applied: it stays failed (or
+            # skipped). A real reversal means it had applied: now undone.
+            self._state.step(undoes).status = StepStatus.COMPENSATED
+
+    async def _run_step(
+        self, state: StepState, activity: Any, step: StepInput, options: StepOptions
+    ) -> StepResult:
+        """Run one activity and keep its step state current: running, then done or failed."""
         state.status = StepStatus.RUNNING
         try:
             result: StepResult = await workflow.execute_activity(
                 activity,
                 step,
-                start_to_close_timeout=FORWARD_START_TO_CLOSE,
-                schedule_to_close_timeout=FORWARD_SCHEDULE_TO_CLOSE,
-                retry_policy=FORWARD_RETRY,
+                start_to_close_timeout=options.start_to_close,
+                schedule_to_close_timeout=options.schedule_to_close,
+                retry_policy=options.retry,
             )
         except ActivityError as err:
             _record_failure(state, err)
@@ -233,29 +262,6 @@ class TransferWorkflow:
         state.result = result.receipt
         state.attempts = result.attempt
         return result
-
-    async def _compensate(self, undoes: str, activity: Any, step: StepInput) -> None:
-        name = f"reverse_{undoes}"
-        state = StepState(name=name, kind="compensation", status=StepStatus.RUNNING)
-        self._state.steps.append(state)
-        try:
-            result: StepResult = await workflow.execute_activity(
-                activity,
-                step,
-                start_to_close_timeout=COMPENSATION_START_TO_CLOSE,
-                schedule_to_close_timeout=COMPENSATION_SCHEDULE_TO_CLOSE,
-                retry_policy=COMPENSATION_RETRY,
-            )
-        except ActivityError as err:
-            _record_failure(state, err)
-            raise
-        state.status = StepStatus.COMPLETED
-        state.result = result.receipt
-        state.attempts = result.attempt
-        if result.receipt.kind != PostingKind.VOID:
-            # A void means the step never applied: it stays failed (or
-            # skipped). A real reversal means it had applied: now undone.
-            self._state.step(undoes).status = StepStatus.COMPENSATED
 
     async def _unwind(self, saga: Saga, reason: StepError) -> None:
         """Run the compensations; fail loudly with every error if any of them fails."""

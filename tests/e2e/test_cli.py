@@ -77,6 +77,15 @@ def worker(server_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     assert "Received SIGTERM" in out
 
 
+def transfer(
+    env: dict[str, str], source: str, destination: str, amount: str, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """`starter.py transfer --from SOURCE --to DESTINATION --amount AMOUNT [options]`."""
+    return run_cli(
+        env, "transfer", "--from", source, "--to", destination, "--amount", amount, *options
+    )
+
+
 def balances(env: dict[str, str]) -> dict[str, str]:
     """Balances as the processes' ledger holds them (read directly: quicker than a process)."""
     return {a.id: f"{a.balance:.2f}" for a in open_store(env["LEDGER_URL"]).list_accounts()}
@@ -153,55 +162,20 @@ def test_worker_and_starter_in_two_processes(
 ) -> None:
     """Transfer, repeat the same id, fail one, query status: exit codes and balances as promised."""
     open_seed_accounts(server_env)
-    ok = run_cli(
-        server_env,
-        "transfer",
-        "--from",
-        "ACC-001",
-        "--to",
-        "ACC-002",
-        "--amount",
-        "150",
-        "--id",
-        "t-1",
-    )
+    ok = transfer(server_env, "ACC-001", "ACC-002", "150", "--id", "t-1")
     assert 0 == ok.returncode, ok.stderr
     assert "Transfer t-1 completed: 150.00 ACC-001 -> ACC-002" in ok.stdout
     assert "/namespaces/default/workflows/t-1" in ok.stdout
 
-    again = run_cli(
-        server_env,
-        "transfer",
-        "--from",
-        "ACC-001",
-        "--to",
-        "ACC-002",
-        "--amount",
-        "150",
-        "--id",
-        "t-1",
-    )
+    again = transfer(server_env, "ACC-001", "ACC-002", "150", "--id", "t-1")
     assert 0 == again.returncode, again.stderr
     assert "Attached to existing transfer t-1" in again.stdout
 
-    other = run_cli(
-        server_env,
-        "transfer",
-        "--from",
-        "ACC-001",
-        "--to",
-        "ACC-002",
-        "--amount",
-        "1",
-        "--id",
-        "t-1",
-    )
+    other = transfer(server_env, "ACC-001", "ACC-002", "1", "--id", "t-1")
     assert 2 == other.returncode
     assert "already used by another transfer (150.00 ACC-001 -> ACC-002)" in other.stderr
 
-    short = run_cli(
-        server_env, "transfer", "--from", "ACC-002", "--to", "ACC-003", "--amount", "1000", "--json"
-    )
+    short = transfer(server_env, "ACC-002", "ACC-003", "1000", "--json")
     assert 1 == short.returncode
     report = json.loads(short.stdout)
     assert ("compensated", "InsufficientFunds") == (report["status"], report["error"]["type"])
@@ -229,57 +203,44 @@ def test_worker_and_starter_in_two_processes(
     }.items() <= (balances(server_env).items())
 
 
+def temporal_execute(
+    env: dict[str, str], workflow_id: str, payload: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`temporal workflow execute --type TransferWorkflow --input JSON`, as an operator types it."""
+    return subprocess.run(
+        [
+            temporal_cli(),
+            "workflow",
+            "execute",
+            "--address",
+            env["TEMPORAL_ADDRESS"],
+            "--task-queue",
+            env["TEMPORAL_TASK_QUEUE"],
+            "--type",
+            "TransferWorkflow",
+            "--workflow-id",
+            workflow_id,
+            "--input",
+            json.dumps(payload),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_plain_temporal_cli_starts_a_transfer_with_json_input(
     server_env: dict[str, str], worker: subprocess.Popen[str]
 ) -> None:
     """`temporal workflow execute` with hand-written JSON and a string amount moves the money."""
     open_seed_accounts(server_env)
     request = {"source_account": "ACC-003", "destination_account": "ACC-001", "amount": "50.25"}
-    result = subprocess.run(
-        [
-            temporal_cli(),
-            "workflow",
-            "execute",
-            "--address",
-            server_env["TEMPORAL_ADDRESS"],
-            "--task-queue",
-            server_env["TEMPORAL_TASK_QUEUE"],
-            "--type",
-            "TransferWorkflow",
-            "--workflow-id",
-            "cli-1",
-            "--input",
-            json.dumps(request),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = temporal_execute(server_env, "cli-1", request)
     assert 0 == result.returncode, result.stdout + result.stderr
     assert {"ACC-003": "699.75", "ACC-001": "1050.25"}.items() <= balances(server_env).items()
 
-    bad = subprocess.run(
-        [
-            temporal_cli(),
-            "workflow",
-            "execute",
-            "--address",
-            server_env["TEMPORAL_ADDRESS"],
-            "--task-queue",
-            server_env["TEMPORAL_TASK_QUEUE"],
-            "--type",
-            "TransferWorkflow",
-            "--workflow-id",
-            "cli-2",
-            "--input",
-            json.dumps(request | {"amount": "12.345"}),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    bad = temporal_execute(server_env, "cli-2", request | {"amount": "12.345"})
     assert 0 != bad.returncode
     assert "more than two decimal places" in bad.stdout + bad.stderr
     assert {"ACC-003": "699.75", "ACC-001": "1050.25"}.items() <= balances(server_env).items()

@@ -19,7 +19,7 @@ from ledger import LedgerStore, LedgerUnavailable, PostingKind, Receipt
 from tests.conftest import balances, opening_balances
 from tests.workflows.conftest import transfer_worker
 from workflows.transfer import (
-    FORWARD_START_TO_CLOSE,
+    FORWARD,
     StepStatus,
     TransferRequest,
     TransferState,
@@ -190,7 +190,7 @@ async def test_a_step_that_hangs_past_its_timeout_is_retried(
     env: WorkflowEnvironment, store: LedgerStore
 ) -> None:
     """Attempt 1 hangs; after its start-to-close timeout attempt 2 runs and the transfer ends."""
-    assert timedelta(seconds=30) > FORWARD_START_TO_CLOSE, "this test waits it out"
+    assert timedelta(seconds=30) > FORWARD.start_to_close, "this test waits it out"
     real = LedgerActivities(store)
     first_attempt_started = asyncio.Event()
 
@@ -208,7 +208,7 @@ async def test_a_step_that_hangs_past_its_timeout_is_retried(
         )
         await asyncio.wait_for(first_attempt_started.wait(), 30)
         # The test server runs activity timeouts on the wall clock: this waits
-        # out FORWARD_START_TO_CLOSE for real.
+        # out FORWARD.start_to_close for real.
         result = await asyncio.wait_for(handle.result(), 60)
         state = await handle.query(TransferWorkflow.state)
 
