@@ -29,6 +29,10 @@ class InvalidOwner(LedgerError, ValueError):
     """An owner name is empty, too long, or has control characters."""
 
 
+class InvalidMemo(LedgerError, ValueError):
+    """An operator's note is empty, too long, or has control characters."""
+
+
 class SameAccount(LedgerError, ValueError):
     """A transfer names the same account on both sides."""
 
@@ -67,6 +71,22 @@ class AccountClosed(LedgerError):
 
     def __init__(self, account_id: str) -> None:
         super().__init__(f"Account is closed: {account_id}")
+        self.account_id = account_id
+
+
+class AccountFrozen(LedgerError):
+    """The account is frozen: it takes no postings until it is unfrozen."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"Account is frozen: {account_id}")
+        self.account_id = account_id
+
+
+class AccountStatusConflict(LedgerError):
+    """The account is not in the state the operation needs (freezing a frozen one, say)."""
+
+    def __init__(self, account_id: str, status: str, expected: str) -> None:
+        super().__init__(f"Account {account_id} is {status}, not {expected}")
         self.account_id = account_id
 
 
@@ -111,6 +131,10 @@ class IdempotencyConflict(LedgerError):
     def __init__(self, key: str, detail: str) -> None:
         super().__init__(f"Key {key} was already used for a different posting: {detail}")
         self.key = key
+
+
+class LedgerSchemaMismatch(LedgerError):
+    """The database holds a ledger in a format this build does not read."""
 
 
 class LedgerUnavailable(LedgerError):

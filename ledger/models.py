@@ -6,12 +6,13 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from ledger.errors import InvalidAccountId, InvalidOwner
+from ledger.errors import InvalidAccountId, InvalidMemo, InvalidOwner
 
 #: Account numbers: a letter or digit, then letters, digits, '-', '_' or '.'.
 #: Strict on purpose: an account number ends up in keys, logs and the Web UI.
 ACCOUNT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 MAX_OWNER_LENGTH = 200
+MAX_MEMO_LENGTH = 1000
 
 
 class AccountKind(StrEnum):
@@ -26,7 +27,8 @@ class AccountStatus(StrEnum):
     """Whether an account takes postings."""
 
     OPEN = "open"
-    CLOSED = "closed"
+    FROZEN = "frozen"  # temporarily takes no postings (fraud check, court order, ...)
+    CLOSED = "closed"  # for good; only an empty account closes
 
 
 class PostingKind(StrEnum):
@@ -37,6 +39,7 @@ class PostingKind(StrEnum):
     CREDIT = "credit"  # clearing -> customer
     REVERSAL = "reversal"  # the opposite movement of an earlier posting
     VOID = "void"  # a reversal of a key that never applied: no money moves
+    MANUAL = "manual"  # clearing -> anywhere, by an operator settling a stuck transfer
 
 
 #: The accounts every ledger has from the start.
@@ -70,6 +73,7 @@ class Receipt:
     to_account: str | None
     reverses: str | None
     posted_at: datetime
+    memo: str | None = None
     replayed: bool = False
 
 
@@ -93,3 +97,15 @@ def validate_owner(owner: object) -> str:
     if any(not ch.isprintable() for ch in name):
         raise InvalidOwner("Owner name must not contain control characters")
     return name
+
+
+def validate_memo(memo: object) -> str:
+    """Return an operator's note, trimmed, if it is printable and not too long."""
+    if not isinstance(memo, str) or not memo.strip():
+        raise InvalidMemo("A note is required")
+    text = memo.strip()
+    if len(text) > MAX_MEMO_LENGTH:
+        raise InvalidMemo(f"Note is longer than {MAX_MEMO_LENGTH} characters")
+    if any(not ch.isprintable() for ch in text):
+        raise InvalidMemo("Note must not contain control characters")
+    return text

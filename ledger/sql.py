@@ -18,9 +18,11 @@ from typing import Any, Protocol
 from ledger.errors import (
     AccountClosed,
     AccountExists,
+    AccountFrozen,
     AccountNotCustomer,
     AccountNotEmpty,
     AccountNotFound,
+    AccountStatusConflict,
     IdempotencyConflict,
     InsufficientFunds,
     StepVoided,
@@ -34,6 +36,7 @@ from ledger.models import (
     PostingKind,
     Receipt,
     validate_account_id,
+    validate_memo,
     validate_owner,
 )
 from ledger.money import from_minor, parse_amount, to_minor
@@ -60,7 +63,7 @@ class Connection(Protocol):
         """Run one statement with positional parameters."""
 
 
-_POSTING_COLUMNS = "key, kind, amount, from_account, to_account, reverses, posted_at"
+_POSTING_COLUMNS = "key, kind, amount, from_account, to_account, reverses, posted_at, memo"
 
 
 class SqlLedgerStore(abc.ABC):
@@ -158,6 +161,54 @@ class SqlLedgerStore(abc.ABC):
             self._exec(conn, "UPDATE accounts SET status = 'closed' WHERE id = ?", account_id)
             return self._account(self._account_row(conn, account_id))
 
+    def freeze_account(self, account_id: str) -> Account:
+        """Freeze an open customer account: it takes no postings until unfrozen."""
+        return self._set_status(account_id, AccountStatus.OPEN, AccountStatus.FROZEN)
+
+    def unfreeze_account(self, account_id: str) -> Account:
+        """Let a frozen account take postings again."""
+        return self._set_status(account_id, AccountStatus.FROZEN, AccountStatus.OPEN)
+
+    def _set_status(self, account_id: str, expected: AccountStatus, new: AccountStatus) -> Account:
+        with self._transaction() as conn:
+            row = self._account_row(conn, account_id, lock=True)
+            if row is None:
+                raise AccountNotFound(account_id)
+            account = self._account(row)
+            if account.kind is not AccountKind.CUSTOMER:
+                raise AccountNotCustomer(account_id, account.kind.value)
+            if account.status is not expected:
+                raise AccountStatusConflict(account_id, account.status.value, expected.value)
+            self._exec(conn, "UPDATE accounts SET status = ? WHERE id = ?", new.value, account_id)
+            return self._account(self._account_row(conn, account_id))
+
+    def settle_manually(self, key: str, to_account: str, amount: Decimal, memo: str) -> Receipt:
+        """Move money an operator settled by hand out of clearing, with the operator's note.
+
+        `to_account` is a customer account, or EXTERNAL when the money left
+        the ledger by hand (a cheque, a wire from another system).
+        """
+        amount = parse_amount(amount)
+        memo = validate_memo(memo)
+        with self._transaction() as conn:
+            existing = self._receipt_by_key(conn, key)
+            if existing is not None:
+                wanted = (PostingKind.MANUAL, to_account, amount)
+                if wanted != (existing.kind, existing.to_account, existing.amount):
+                    raise IdempotencyConflict(key, f"first {existing.kind} {existing.amount}")
+                return _replayed(existing)
+            if to_account != EXTERNAL_ACCOUNT:
+                self._require_customer(conn, to_account, lock=True)
+            return self._post(
+                conn,
+                key=key,
+                kind=PostingKind.MANUAL,
+                from_account=CLEARING_ACCOUNT,
+                to_account=to_account,
+                amount=amount,
+                memo=memo,
+            )
+
     def get_account(self, account_id: str) -> Account:
         """One account, or AccountNotFound."""
         with self._transaction() as conn:
@@ -239,12 +290,13 @@ class SqlLedgerStore(abc.ABC):
                 raise IdempotencyConflict(key, f"{original_key} is a {original.kind}")
             assert original.from_account is not None
             assert original.to_account is not None
-            # The refund goes back where the money came from; a closed account
-            # cannot take it, and a customer who spent a credit cannot return it.
+            # The refund goes back where the money came from; a frozen or
+            # closed account cannot take it, and a customer who spent a
+            # credit cannot return it.
             for account_id in (original.from_account, original.to_account):
                 row = self._account_row(conn, account_id, lock=True)
-                if row is not None and AccountStatus(row[4]) is AccountStatus.CLOSED:
-                    raise AccountClosed(account_id)
+                if row is not None:
+                    _require_open(account_id, AccountStatus(row[4]))
             return self._post(
                 conn,
                 key=key,
@@ -285,8 +337,7 @@ class SqlLedgerStore(abc.ABC):
         account = self._account(row)
         if account.kind is not AccountKind.CUSTOMER:
             raise AccountNotCustomer(account_id, account.kind.value)
-        if account.status is AccountStatus.CLOSED:
-            raise AccountClosed(account_id)
+        _require_open(account.id, account.status)
         return account
 
     def _replay(
@@ -324,6 +375,7 @@ class SqlLedgerStore(abc.ABC):
         to_account: str,
         amount: Decimal,
         reverses: str | None = None,
+        memo: str | None = None,
     ) -> Receipt:
         """Move money between two accounts and record the posting, in the caller's transaction."""
         units = to_minor(amount)
@@ -350,7 +402,7 @@ class SqlLedgerStore(abc.ABC):
         posted_at = self._now()
         self._exec(
             conn,
-            f"INSERT INTO postings ({_POSTING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO postings ({_POSTING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             key,
             kind.value,
             units,
@@ -358,6 +410,7 @@ class SqlLedgerStore(abc.ABC):
             to_account,
             reverses,
             posted_at,
+            memo,
         )
         return Receipt(
             key=key,
@@ -367,6 +420,7 @@ class SqlLedgerStore(abc.ABC):
             to_account=to_account,
             reverses=reverses,
             posted_at=datetime.fromisoformat(posted_at),
+            memo=memo,
         )
 
     def _receipt_by_key(self, conn: Connection, key: str) -> Receipt | None:
@@ -403,7 +457,15 @@ class SqlLedgerStore(abc.ABC):
             to_account=row[4],
             reverses=row[5],
             posted_at=_parse_time(row[6]),
+            memo=row[7],
         )
+
+
+def _require_open(account_id: str, status: AccountStatus) -> None:
+    if status is AccountStatus.CLOSED:
+        raise AccountClosed(account_id)
+    if status is AccountStatus.FROZEN:
+        raise AccountFrozen(account_id)
 
 
 def _parse_time(value: Any) -> datetime:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ledger.errors import LedgerUnavailable
+from ledger.errors import LedgerSchemaMismatch, LedgerUnavailable
 from ledger.sql import Connection, SqlLedgerStore
 
 SCHEMA = """
@@ -16,19 +16,21 @@ CREATE TABLE IF NOT EXISTS accounts (
     owner       TEXT NOT NULL,
     kind        TEXT NOT NULL CHECK (kind IN ('customer', 'clearing', 'external')),
     balance     INTEGER NOT NULL DEFAULT 0,
-    status      TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+    status      TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'frozen', 'closed')),
     created_at  TEXT NOT NULL,
     CHECK (kind <> 'customer' OR balance >= 0)
 );
 CREATE TABLE IF NOT EXISTS postings (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     key           TEXT NOT NULL UNIQUE,
-    kind          TEXT NOT NULL CHECK (kind IN ('opening', 'debit', 'credit', 'reversal')),
+    kind          TEXT NOT NULL
+                  CHECK (kind IN ('opening', 'debit', 'credit', 'reversal', 'manual')),
     amount        INTEGER NOT NULL CHECK (amount > 0),
     from_account  TEXT NOT NULL REFERENCES accounts (id),
     to_account    TEXT NOT NULL REFERENCES accounts (id),
     reverses      TEXT UNIQUE,
     posted_at     TEXT NOT NULL,
+    memo          TEXT,
     CHECK (from_account <> to_account)
 );
 CREATE TABLE IF NOT EXISTS voids (
@@ -37,6 +39,9 @@ CREATE TABLE IF NOT EXISTS voids (
     posted_at     TEXT NOT NULL
 );
 """
+
+#: Bumped whenever SCHEMA changes; stored in SQLite's user_version.
+SCHEMA_VERSION = 1
 
 #: How long a writer waits for another writer's lock before giving up (ms).
 BUSY_TIMEOUT_MS = 10_000
@@ -55,7 +60,17 @@ class SqliteLedgerStore(SqlLedgerStore):
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode = WAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            has_tables = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'accounts'"
+            ).fetchone()[0]
+            if has_tables and version != SCHEMA_VERSION:
+                raise LedgerSchemaMismatch(
+                    f"Ledger {path} has schema version {version}, this build needs "
+                    f"{SCHEMA_VERSION}: move the file aside (it predates a released format)"
+                )
             conn.executescript(SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         with self._transaction() as tx:
             self._ensure_system_accounts(tx)
 

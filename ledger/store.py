@@ -21,6 +21,18 @@ class LedgerStore(Protocol):
         """Close an account with a zero balance; it takes no postings after that."""
         ...
 
+    def freeze_account(self, account_id: str) -> Account:
+        """Freeze an open customer account: it takes no postings until unfrozen."""
+        ...
+
+    def unfreeze_account(self, account_id: str) -> Account:
+        """Let a frozen account take postings again."""
+        ...
+
+    def settle_manually(self, key: str, to_account: str, amount: Decimal, memo: str) -> Receipt:
+        """Move money an operator settled by hand out of clearing, with their note."""
+        ...
+
     def get_account(self, account_id: str) -> Account:
         """One account, or AccountNotFound."""
         ...

@@ -10,13 +10,16 @@ import pytest
 from ledger import (
     AccountClosed,
     AccountExists,
+    AccountFrozen,
     AccountNotCustomer,
     AccountNotEmpty,
     AccountNotFound,
+    AccountStatusConflict,
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAccountId,
     InvalidAmount,
+    InvalidMemo,
     InvalidOwner,
     LedgerStore,
     PostingKind,
@@ -274,3 +277,44 @@ def test_concurrent_debits_never_overdraw_or_lose_an_update(ledger: LedgerStore)
     after = balances(ledger)
     assert Decimal("1000.00") - succeeded * amount == after["ACC-001"]
     assert succeeded * amount == after["CLEARING"]
+
+
+def test_frozen_accounts_take_no_postings_until_unfrozen(ledger: LedgerStore) -> None:
+    """Freeze refuses debits, credits and refunds; unfreeze lets the same refund through."""
+    ledger.debit("t1/debit", "ACC-001", Decimal("100"))
+    ledger.freeze_account("ACC-001")
+    assert "frozen" == ledger.get_account("ACC-001").status
+    with pytest.raises(AccountFrozen):
+        ledger.debit("t2/debit", "ACC-001", Decimal("1"))
+    with pytest.raises(AccountFrozen):
+        ledger.credit("t3/credit", "ACC-001", Decimal("1"))
+    with pytest.raises(AccountFrozen, match="Account is frozen: ACC-001"):
+        ledger.reverse("t1/reverse_debit", original_key="t1/debit")
+    assert Decimal("100.00") == balances(ledger)["CLEARING"]
+    with pytest.raises(AccountStatusConflict):
+        ledger.freeze_account("ACC-001")
+    ledger.unfreeze_account("ACC-001")
+    ledger.reverse("t1/reverse_debit", original_key="t1/debit")
+    assert opening_balances() == balances(ledger)
+
+
+def test_manual_settlement_moves_clearing_money_once_with_its_note(ledger: LedgerStore) -> None:
+    """An operator's settlement leaves clearing under its own key and keeps the note."""
+    ledger.debit("t1/debit", "ACC-001", Decimal("80"))
+    note = "Refunded by cheque #1234 after the account was frozen"
+    first = ledger.settle_manually("t1/manual", "EXTERNAL", Decimal("80"), note)
+    again = ledger.settle_manually("t1/manual", "EXTERNAL", Decimal("80"), note)
+    assert (PostingKind.MANUAL, "CLEARING", "EXTERNAL", note) == (
+        first.kind,
+        first.from_account,
+        first.to_account,
+        first.memo,
+    )
+    assert again.replayed
+    after = balances(ledger)
+    assert (Decimal("0.00"), Decimal("920.00")) == (after["CLEARING"], after["ACC-001"])
+    assert note == ledger.find_receipt("t1/manual").memo  # type: ignore[union-attr]
+    with pytest.raises(IdempotencyConflict):
+        ledger.settle_manually("t1/manual", "EXTERNAL", Decimal("81"), note)
+    with pytest.raises(InvalidMemo):
+        ledger.settle_manually("t2/manual", "EXTERNAL", Decimal("1"), "  ")
