@@ -1,5 +1,12 @@
 """Temporal activities: adapters from the workflow to the ledger."""
 
-from activities.ledger_activities import LedgerActivities, StepInput, StepResult, step_key
+from activities.ledger_activities import (
+    LedgerActivities,
+    SettleInput,
+    SettleResult,
+    StepInput,
+    StepResult,
+    step_key,
+)
 
-__all__ = ["LedgerActivities", "StepInput", "StepResult", "step_key"]
+__all__ = ["LedgerActivities", "SettleInput", "SettleResult", "StepInput", "StepResult", "step_key"]

@@ -10,16 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from ledger import LedgerError, LedgerStore, Receipt, parse_amount, validate_account_id
+from ledger import (
+    LedgerError,
+    LedgerStore,
+    Receipt,
+    parse_amount,
+    validate_account_id,
+    validate_memo,
+)
 
 Amount = Annotated[Decimal, BeforeValidator(parse_amount)]
 AccountId = Annotated[str, BeforeValidator(validate_account_id)]
+T = TypeVar("T")
+Note = Annotated[str, BeforeValidator(validate_memo)]
 
 
 class StepInput(BaseModel):
@@ -37,6 +46,25 @@ class StepResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     receipt: Receipt
+    attempt: int
+
+
+class SettleInput(BaseModel):
+    """An operator's manual settlement of a stuck saga."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_steps: list[str]
+    to_account: AccountId
+    note: Note
+
+
+class SettleResult(BaseModel):
+    """The settlement posting (None when nothing was left in clearing), and its attempt."""
+
+    model_config = ConfigDict(frozen=True)
+
+    receipt: Receipt | None
     attempt: int
 
 
@@ -70,6 +98,19 @@ class LedgerActivities:
         """Refund the debit, or void it so a late attempt can never apply."""
         return _run(lambda key: self._store.reverse(key, original_key=_original_key("debit")))
 
+    @activity.defn(name="settle_manually")
+    def settle_manually(self, request: SettleInput) -> SettleResult:
+        """Move what the saga's postings left in clearing where an operator says, with a note."""
+        workflow_id = activity.info().workflow_id or ""
+        keys = [step_key(workflow_id, step) for step in request.source_steps]
+        receipt = _call(
+            lambda key: self._store.settle_manually(
+                key, source_keys=keys, to_account=request.to_account, memo=request.note
+            )
+        )
+        activity.logger.info("Settled by hand: %s", receipt)
+        return SettleResult(receipt=receipt, attempt=activity.info().attempt)
+
     @activity.defn(name="reverse_credit")
     def reverse_credit(self, step: StepInput) -> StepResult:
         """Take back the credit, or void it so a late attempt can never apply."""
@@ -81,6 +122,20 @@ def _original_key(step: str) -> str:
 
 
 def _run(post: Callable[[str], Receipt]) -> StepResult:
+    receipt = _call(post)
+    info = activity.info()
+    activity.logger.info(
+        "Step %s %s %s (attempt %d)%s",
+        receipt.key,
+        receipt.kind,
+        receipt.amount,
+        info.attempt,
+        " [replayed]" if receipt.replayed else "",
+    )
+    return StepResult(receipt=receipt, attempt=info.attempt)
+
+
+def _call(post: Callable[[str], T]) -> T:
     """Call the ledger with this activity's key and map its errors.
 
     Ledger business errors become non-retryable `ApplicationError`s whose
@@ -91,7 +146,7 @@ def _run(post: Callable[[str], Receipt]) -> StepResult:
     info = activity.info()
     key = step_key(info.workflow_id or "", info.activity_type)
     try:
-        receipt = post(key)
+        return post(key)
     except LedgerError as err:
         activity.logger.info("Step %s failed on attempt %d: %s", key, info.attempt, err)
         raise ApplicationError(
@@ -109,12 +164,3 @@ def _run(post: Callable[[str], Receipt]) -> StepResult:
         # Not a business error: retry it, but keep its type and the attempt.
         activity.logger.warning("Step %s attempt %d raised %r", key, info.attempt, err)
         raise ApplicationError(f"{err}", info.attempt, type=type(err).__name__) from err
-    activity.logger.info(
-        "Step %s %s %s (attempt %d)%s",
-        key,
-        receipt.kind,
-        receipt.amount,
-        info.attempt,
-        " [replayed]" if receipt.replayed else "",
-    )
-    return StepResult(receipt=receipt, attempt=info.attempt)

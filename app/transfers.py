@@ -30,8 +30,9 @@ class TransferOutcome:
     """How a transfer ended, in words for people and a stable status for programs.
 
     `status` is one of ``completed``, ``compensated`` (failed, every step
-    undone), ``rejected`` (invalid input, nothing ran), ``cancelled``,
-    ``failed`` (a compensation failed), ``timed_out`` or ``terminated``.
+    undone), ``resolved`` (failed, a stuck compensation settled by an
+    operator), ``rejected`` (invalid input, nothing ran), ``cancelled``,
+    ``timed_out``, ``terminated`` or ``failed`` (anything else).
     """
 
     transfer_id: str
@@ -130,9 +131,13 @@ def _failure_outcome(transfer_id: str, err: WorkflowFailureError) -> TransferOut
     cause = err.cause
     if isinstance(cause, ApplicationError):
         error_type = cause.type or "ApplicationError"
-        status = {"CompensationFailed": "failed", "ValidationError": "rejected"}.get(
-            error_type, "compensated"
-        )
+        if error_type == "ValidationError":
+            status = "rejected"
+        elif cause.details and cause.details[0] in ("compensated", "resolved"):
+            # The workflow puts its final status first in the failure's details.
+            status = str(cause.details[0])
+        else:
+            status = "failed"
         return TransferOutcome(transfer_id, status, None, error_type, cause.message)
     if isinstance(cause, CancelledError):
         return TransferOutcome(

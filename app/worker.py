@@ -36,6 +36,7 @@ async def running_worker(
                 activities.credit,
                 activities.reverse_debit,
                 activities.reverse_credit,
+                activities.settle_manually,
             ],
             activity_executor=executor,
             max_concurrent_activities=ACTIVITY_THREADS,

@@ -182,21 +182,39 @@ class SqlLedgerStore(abc.ABC):
             self._exec(conn, "UPDATE accounts SET status = ? WHERE id = ?", new.value, account_id)
             return self._account(self._account_row(conn, account_id))
 
-    def settle_manually(self, key: str, to_account: str, amount: Decimal, memo: str) -> Receipt:
-        """Move money an operator settled by hand out of clearing, with the operator's note.
+    def settle_manually(
+        self, key: str, *, source_keys: Sequence[str], to_account: str, memo: str
+    ) -> Receipt | None:
+        """Move what the postings `source_keys` left in clearing to `to_account`, with a note.
 
-        `to_account` is a customer account, or EXTERNAL when the money left
-        the ledger by hand (a cheque, a wire from another system).
+        For an operator settling a stuck transfer by hand. `to_account` is a
+        customer account, or EXTERNAL when the money left the ledger by hand
+        (a cheque, a wire from another system). The amount is computed here,
+        in the same transaction, from the ledger itself.
+
+        Returns:
+            The posting, or None when those postings left nothing in clearing.
         """
-        amount = parse_amount(amount)
         memo = validate_memo(memo)
         with self._transaction() as conn:
             existing = self._receipt_by_key(conn, key)
             if existing is not None:
-                wanted = (PostingKind.MANUAL, to_account, amount)
-                if wanted != (existing.kind, existing.to_account, existing.amount):
-                    raise IdempotencyConflict(key, f"first {existing.kind} {existing.amount}")
+                if (existing.kind, existing.to_account) != (PostingKind.MANUAL, to_account):
+                    raise IdempotencyConflict(
+                        key, f"first {existing.kind} to {existing.to_account}"
+                    )
                 return _replayed(existing)
+            held = Decimal("0.00")
+            for source_key in source_keys:
+                receipt = self._receipt_by_key(conn, source_key)
+                if receipt is not None and receipt.to_account == CLEARING_ACCOUNT:
+                    held += receipt.amount
+                elif receipt is not None and receipt.from_account == CLEARING_ACCOUNT:
+                    held -= receipt.amount
+            if held < 0:
+                raise IdempotencyConflict(key, f"clearing is short {-held:.2f} for these postings")
+            if held == 0:
+                return None
             if to_account != EXTERNAL_ACCOUNT:
                 self._require_customer(conn, to_account, lock=True)
             return self._post(
@@ -205,7 +223,7 @@ class SqlLedgerStore(abc.ABC):
                 kind=PostingKind.MANUAL,
                 from_account=CLEARING_ACCOUNT,
                 to_account=to_account,
-                amount=amount,
+                amount=held,
                 memo=memo,
             )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
@@ -29,8 +30,10 @@ class LedgerStore(Protocol):
         """Let a frozen account take postings again."""
         ...
 
-    def settle_manually(self, key: str, to_account: str, amount: Decimal, memo: str) -> Receipt:
-        """Move money an operator settled by hand out of clearing, with their note."""
+    def settle_manually(
+        self, key: str, *, source_keys: Sequence[str], to_account: str, memo: str
+    ) -> Receipt | None:
+        """Move what the postings `source_keys` left in clearing to `to_account`, with a note."""
         ...
 
     def get_account(self, account_id: str) -> Account:

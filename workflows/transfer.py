@@ -4,35 +4,45 @@ The workflow holds no money and touches no database: it decides which ledger
 step runs next and remembers what happened. Temporal's history is its
 memory, so a worker can die between any two lines and the transfer still
 settles exactly once.
+
+Every transfer ends in one of: completed, compensated, cancelled (and
+compensated), or resolved by an operator. A compensation that cannot succeed
+parks the transfer in ``needs_attention`` until an operator acts through the
+``retry`` or ``resolve`` update.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     CancelledError,
-    TimeoutError,
     is_cancelled_exception,
 )
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import LedgerActivities, StepInput, StepResult
-    from activities.ledger_activities import AccountId, Amount
-    from ledger import PostingKind, Receipt, SameAccount
+    from activities import LedgerActivities, SettleInput, SettleResult, StepInput, StepResult
+    from activities.ledger_activities import AccountId, Amount, Note
+    from ledger import EXTERNAL_ACCOUNT, PostingKind, Receipt, SameAccount
     from workflows.saga import CompensationError, Saga
 
 WORKFLOW_NAME = "TransferWorkflow"
+
+#: How long a transfer may take, by default, before it gives up and compensates.
+DEFAULT_DEADLINE_SECONDS = 300
+MAX_DEADLINE_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,16 @@ COMPENSATION = StepOptions(
     ),
 )
 
+#: An operator's settlement: an operator is waiting on the answer.
+SETTLEMENT = StepOptions(
+    start_to_close=timedelta(seconds=10),
+    schedule_to_close=timedelta(minutes=1),
+    retry=RetryPolicy(maximum_attempts=5),
+)
+
+#: The steps whose postings a manual settlement looks at.
+_LEDGER_STEPS = ["debit", "credit", "reverse_debit", "reverse_credit"]
+
 
 class TransferRequest(BaseModel):
     """What a client asks for. The amount may be a decimal string ("150.00")."""
@@ -78,6 +98,9 @@ class TransferRequest(BaseModel):
     source_account: AccountId
     destination_account: AccountId
     amount: Amount
+    #: If the transfer has not completed this many seconds after it started,
+    #: it stops and compensates.
+    deadline_seconds: int = Field(default=DEFAULT_DEADLINE_SECONDS, ge=1, le=MAX_DEADLINE_SECONDS)
 
     @model_validator(mode="after")
     def _distinct_accounts(self) -> TransferRequest:
@@ -95,7 +118,19 @@ class TransferStatus(StrEnum):
     COMPENSATING = "compensating"
     COMPENSATED = "compensated"
     CANCELLED = "cancelled"  # cancelled by a client, compensations done
-    FAILED = "failed"  # a compensation failed: money may be stuck in clearing
+    NEEDS_ATTENTION = "needs_attention"  # a compensation failed for good: waits for an operator
+    RESOLVED = "resolved"  # an operator settled it by hand
+
+
+#: The statuses a transfer never leaves.
+FINAL_STATUSES = frozenset(
+    {
+        TransferStatus.COMPLETED,
+        TransferStatus.COMPENSATED,
+        TransferStatus.CANCELLED,
+        TransferStatus.RESOLVED,
+    }
+)
 
 
 class StepStatus(StrEnum):
@@ -117,14 +152,44 @@ class StepError(BaseModel):
 
 
 class StepState(BaseModel):
-    """One forward step or compensation of a transfer."""
+    """One forward step, compensation or operator settlement of a transfer."""
 
     name: str
-    kind: Literal["forward", "compensation"]
+    kind: Literal["forward", "compensation", "operator"]
     status: StepStatus = StepStatus.PENDING
     result: Receipt | None = None
     error: StepError | None = None
     attempts: int = 0
+
+
+class RetryRequest(BaseModel):
+    """The `retry` update: run the pending compensations again."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    note: Note | None = None
+
+
+class ResolveRequest(BaseModel):
+    """The `resolve` update: an operator settled the transfer by hand.
+
+    What the transfer left in clearing moves to `settle_to` (EXTERNAL when
+    the money left the ledger by hand, such as a cheque) under the key
+    ``<transfer id>/settle_manually``, with the note as its memo.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    note: Note
+    settle_to: AccountId = EXTERNAL_ACCOUNT
+
+
+class OperatorAction(BaseModel):
+    """One operator action on a parked transfer, and how it went."""
+
+    action: Literal["retry", "resolve"]
+    note: str | None
+    outcome: str
 
 
 class TransferState(BaseModel):
@@ -136,6 +201,8 @@ class TransferState(BaseModel):
     steps: list[StepState]
     error: StepError | None = None
     compensation_errors: list[StepError] = []
+    pending_compensations: list[str] = []
+    operator_actions: list[OperatorAction] = []
 
     def step(self, name: str) -> StepState:
         """The step called `name` (KeyError if it has not been added)."""
@@ -159,9 +226,18 @@ class TransferResult(BaseModel):
 _CANCELLED = StepError(type="Cancelled", message="Transfer was cancelled")
 
 
+@dataclass
+class _PendingAction:
+    """An operator's update, handed from its handler to the main loop."""
+
+    action: Literal["retry", "resolve"]
+    request: RetryRequest | ResolveRequest
+    done: bool = False
+
+
 @workflow.defn(name=WORKFLOW_NAME, failure_exception_types=[ValidationError])
 class TransferWorkflow:
-    """Debit, then credit; on failure or cancellation, undo in reverse order.
+    """Debit, then credit; on failure, deadline or cancellation, undo in reverse order.
 
     Input that fails validation (from a hand-written JSON start, say) fails
     the workflow with a `ValidationError` before any step is scheduled.
@@ -178,42 +254,73 @@ class TransferWorkflow:
                 StepState(name="credit", kind="forward"),
             ],
         )
+        # Compensations depend on each other (the debit's refund comes out of
+        # clearing only after the credit went back into it), so stop at the
+        # first one that fails and leave the rest pending.
+        self._saga = Saga(continue_on_failure=False, catch=(ActivityError,))
+        self._action: _PendingAction | None = None
 
     @workflow.query(name="state")
     def state(self) -> TransferState:
         """The transfer's status and every step's status, result, error and attempts."""
         return self._state
 
+    @workflow.update(name="retry")
+    async def retry(self, request: RetryRequest) -> TransferState:
+        """Run the pending compensations again (after an account was unfrozen, say)."""
+        return await self._operator(_PendingAction("retry", request))
+
+    @retry.validator
+    def _validate_retry(self, request: RetryRequest) -> None:
+        self._require_attention("retry")
+
+    @workflow.update(name="resolve")
+    async def resolve(self, request: ResolveRequest) -> TransferState:
+        """Settle a parked transfer by hand: move its clearing money and record why."""
+        return await self._operator(_PendingAction("resolve", request))
+
+    @resolve.validator
+    def _validate_resolve(self, request: ResolveRequest) -> None:
+        self._require_attention("resolve")
+
     @workflow.run
     async def run(self, request: TransferRequest) -> TransferResult:
         """Move `request.amount` from source to destination, exactly once or not at all."""
         self._state.status = TransferStatus.RUNNING
-        source = StepInput(account_id=request.source_account, amount=request.amount)
-        destination = StepInput(account_id=request.destination_account, amount=request.amount)
-        saga = Saga(catch=(ActivityError,))
+        forward = asyncio.ensure_future(self._forward_steps(request))
+        # Why the transfer stopped, when it was stopped from outside.
+        stopped: StepError | None = None
         try:
-            saga.add_compensation(
-                "reverse_debit",
-                lambda: self._compensate("debit", LedgerActivities.reverse_debit, source),
-            )
-            debit = await self._forward("debit", LedgerActivities.debit, source)
-            saga.add_compensation(
-                "reverse_credit",
-                lambda: self._compensate("credit", LedgerActivities.reverse_credit, destination),
-            )
-            credit = await self._forward("credit", LedgerActivities.credit, destination)
-        except ActivityError as err:
-            if is_cancelled_exception(err):
-                # The workflow was cancelled while a step ran: undo, then end
-                # as cancelled (re-raising a cancellation marks it so).
-                await self._unwind(saga, _CANCELLED)
-                raise
-            reason = _describe(err)
-            await self._unwind(saga, reason)
-            raise ApplicationError(reason.message, type=reason.type, non_retryable=True) from err
-        except asyncio.CancelledError:
-            await self._unwind(saga, _CANCELLED)
-            raise
+            try:
+                await workflow.wait_condition(
+                    forward.done, timeout=timedelta(seconds=request.deadline_seconds)
+                )
+            except TimeoutError:
+                stopped = StepError(
+                    type="DeadlineExceeded",
+                    message=f"Transfer did not complete within {request.deadline_seconds}s",
+                )
+                forward.cancel()
+            except asyncio.CancelledError:
+                stopped = _CANCELLED
+                forward.cancel()
+            debit, credit = await forward
+        except (ActivityError, asyncio.CancelledError) as err:
+            if stopped is not None:
+                reason = stopped
+            elif isinstance(err, ActivityError) and not is_cancelled_exception(err):
+                reason = _describe(err)
+            else:
+                reason = _CANCELLED
+            # The step interrupted by a deadline failed for that reason.
+            for step in self._state.steps:
+                if step.error == _CANCELLED:
+                    step.error = reason
+            await self._unwind(reason)
+            if reason is _CANCELLED:
+                # Re-raising a cancellation ends the workflow as cancelled.
+                raise asyncio.CancelledError() from err
+            raise self._final_failure(reason) from err
 
         self._state.status = TransferStatus.COMPLETED
         workflow.logger.info("Transfer completed")
@@ -226,27 +333,51 @@ class TransferWorkflow:
             credit=credit.receipt,
         )
 
+    async def _forward_steps(self, request: TransferRequest) -> tuple[StepResult, StepResult]:
+        """Debit, then credit, each compensation registered before its step runs."""
+        source = StepInput(account_id=request.source_account, amount=request.amount)
+        destination = StepInput(account_id=request.destination_account, amount=request.amount)
+        self._saga.add_compensation(
+            "reverse_debit",
+            lambda: self._compensate("debit", LedgerActivities.reverse_debit, source),
+        )
+        debit = await self._forward("debit", LedgerActivities.debit, source)
+        self._saga.add_compensation(
+            "reverse_credit",
+            lambda: self._compensate("credit", LedgerActivities.reverse_credit, destination),
+        )
+        credit = await self._forward("credit", LedgerActivities.credit, destination)
+        return debit, credit
+
+    # -- steps ------------------------------------------------------------------
+
     async def _forward(self, name: str, activity: Any, step: StepInput) -> StepResult:
-        return await self._run_step(self._state.step(name), activity, step, FORWARD)
+        result: StepResult = await self._run_step(self._state.step(name), activity, step, FORWARD)
+        return result
 
     async def _compensate(self, undoes: str, activity: Any, step: StepInput) -> None:
-        state = StepState(name=f"reverse_{undoes}", kind="compensation")
-        self._state.steps.append(state)
-        result = await self._run_step(state, activity, step, COMPENSATION)
+        name = f"reverse_{undoes}"
+        # A retried compensation reuses its step entry.
+        existing = [s for s in self._state.steps if s.name == name]
+        state = existing[0] if existing else StepState(name=name, kind="compensation")
+        if not existing:
+            self._state.steps.append(state)
+        result: StepResult = await self._run_step(state, activity, step, COMPENSATION)
         if result.receipt.kind != PostingKind.VOID:
             # A void means the step never applied: it stays failed (or
             # skipped). A real reversal means it had applied: now undone.
             self._state.step(undoes).status = StepStatus.COMPENSATED
 
     async def _run_step(
-        self, state: StepState, activity: Any, step: StepInput, options: StepOptions
-    ) -> StepResult:
+        self, state: StepState, activity: Any, arg: BaseModel, options: StepOptions
+    ) -> Any:
         """Run one activity and keep its step state current: running, then done or failed."""
         state.status = StepStatus.RUNNING
+        state.error = None
         try:
-            result: StepResult = await workflow.execute_activity(
+            result = await workflow.execute_activity(
                 activity,
-                step,
+                arg,
                 start_to_close_timeout=options.start_to_close,
                 schedule_to_close_timeout=options.schedule_to_close,
                 retry_policy=options.retry,
@@ -263,30 +394,139 @@ class TransferWorkflow:
         state.attempts = result.attempt
         return result
 
-    async def _unwind(self, saga: Saga, reason: StepError) -> None:
-        """Run the compensations; fail loudly with every error if any of them fails."""
+    # -- compensation and operators -------------------------------------------
+
+    async def _unwind(self, reason: StepError) -> None:
+        """Run the compensations to the end, shielded from cancellation.
+
+        A compensation that fails for good parks the transfer in
+        ``needs_attention`` until an operator retries or resolves it.
+        """
         self._state.status = TransferStatus.COMPENSATING
         self._state.error = reason
         for step in self._state.steps:
             if step.status == StepStatus.PENDING:
                 step.status = StepStatus.SKIPPED
         workflow.logger.info("Compensating: %s", reason.message)
+        await self._shielded(self._compensate_until_settled)
+        if self._state.status == TransferStatus.COMPENSATING:
+            cancelled = reason is _CANCELLED
+            self._state.status = (
+                TransferStatus.CANCELLED if cancelled else TransferStatus.COMPENSATED
+            )
+        # Let update callers receive their answers before the workflow closes.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    async def _compensate_until_settled(self) -> None:
+        failure = await self._try_compensate()
+        while failure is not None:
+            self._park(failure)
+            action = await self._next_action()
+            if action.action == "retry":
+                self._state.status = TransferStatus.COMPENSATING
+                failure = await self._try_compensate()
+                outcome = "compensations completed" if failure is None else _failures(failure)
+                self._log_action(action, outcome)
+            else:
+                assert isinstance(action.request, ResolveRequest)
+                if await self._settle(action.request):
+                    self._log_action(action, "settled by hand")
+                    self._state.status = TransferStatus.RESOLVED
+                    self._state.pending_compensations = []
+                    failure = None
+                else:
+                    self._log_action(action, f"settlement failed: {self._state.steps[-1].error}")
+            action.done = True
+
+    async def _try_compensate(self) -> CompensationError | None:
         try:
-            await saga.compensate()
+            await self._saga.compensate()
         except CompensationError as err:
-            self._state.status = TransferStatus.FAILED
-            self._state.compensation_errors = [
-                _describe(f.error) if isinstance(f.error, ActivityError) else _plain(f.error)
-                for f in err.failures
-            ]
-            details = "; ".join(f"{e.type}: {e.message}" for e in self._state.compensation_errors)
+            return err
+        self._state.compensation_errors = []
+        self._state.pending_compensations = []
+        return None
+
+    def _park(self, failure: CompensationError) -> None:
+        self._state.status = TransferStatus.NEEDS_ATTENTION
+        self._state.compensation_errors = [_error_of(f.error) for f in failure.failures]
+        self._state.pending_compensations = failure.pending
+        workflow.logger.warning(
+            "Transfer needs attention: %s; pending %s", _failures(failure), failure.pending
+        )
+
+    async def _settle(self, request: ResolveRequest) -> bool:
+        state = StepState(name="settle_manually", kind="operator")
+        self._state.steps.append(state)
+        try:
+            result: SettleResult = await self._run_step(
+                state,
+                LedgerActivities.settle_manually,
+                SettleInput(
+                    source_steps=_LEDGER_STEPS, to_account=request.settle_to, note=request.note
+                ),
+                SETTLEMENT,
+            )
+        except ActivityError:
+            return False
+        if result.receipt is None:
+            state.error = StepError(type="NothingToSettle", message="Clearing held nothing")
+        return True
+
+    async def _next_action(self) -> _PendingAction:
+        await workflow.wait_condition(lambda: self._action is not None)
+        action, self._action = self._action, None
+        assert action is not None
+        return action
+
+    async def _operator(self, action: _PendingAction) -> TransferState:
+        # One action at a time; the status may have moved on while waiting.
+        await workflow.wait_condition(lambda: self._action is None)
+        self._require_attention(action.action)
+        self._action = action
+        await workflow.wait_condition(lambda: action.done or self._state.status in FINAL_STATUSES)
+        if not action.done:
+            # Another action settled the transfer first.
+            if self._action is action:
+                self._action = None
+            self._require_attention(action.action)
+        return self._state
+
+    def _require_attention(self, action: str) -> None:
+        if self._state.status != TransferStatus.NEEDS_ATTENTION:
             raise ApplicationError(
-                f"{reason.message}; compensation failed: {details}",
-                type="CompensationFailed",
+                f"Transfer {self._state.transfer_id} is {self._state.status}; "
+                f"{action} is only for a transfer in needs_attention",
+                type="NotNeedsAttention",
                 non_retryable=True,
-            ) from err
-        cancelled = reason is _CANCELLED
-        self._state.status = TransferStatus.CANCELLED if cancelled else TransferStatus.COMPENSATED
+            )
+
+    def _log_action(self, action: _PendingAction, outcome: str) -> None:
+        self._state.operator_actions.append(
+            OperatorAction(action=action.action, note=action.request.note, outcome=outcome)
+        )
+        workflow.logger.info("Operator %s: %s", action.action, outcome)
+
+    def _final_failure(self, reason: StepError) -> ApplicationError:
+        """The workflow's failure: the business reason, with the final status as detail."""
+        message = reason.message
+        if self._state.status == TransferStatus.RESOLVED:
+            message += "; resolved by an operator"
+        return ApplicationError(
+            message, self._state.status.value, type=reason.type, non_retryable=True
+        )
+
+    async def _shielded(self, compensations: Callable[[], Awaitable[None]]) -> None:
+        """Run compensations to the end even if a cancellation arrives meanwhile."""
+        task = asyncio.ensure_future(compensations())
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.done():
+                    break
+                workflow.logger.info("Cancellation requested while compensating: finishing first")
+        task.result()
 
 
 def _describe(err: ActivityError) -> StepError:
@@ -296,7 +536,7 @@ def _describe(err: ActivityError) -> StepError:
         return StepError(type=cause.type or "ApplicationError", message=cause.message)
     if isinstance(cause, CancelledError):
         return _CANCELLED
-    if isinstance(cause, TimeoutError):
+    if isinstance(cause, ActivityTimeoutError):
         return StepError(
             type="StepTimedOut",
             message=f"Step timed out ({cause.type.name if cause.type else 'unknown'})",
@@ -306,6 +546,14 @@ def _describe(err: ActivityError) -> StepError:
 
 def _plain(err: BaseException) -> StepError:
     return StepError(type=type(err).__name__, message=str(err))
+
+
+def _error_of(err: BaseException) -> StepError:
+    return _describe(err) if isinstance(err, ActivityError) else _plain(err)
+
+
+def _failures(failure: CompensationError) -> str:
+    return "; ".join(f"{f.name}: {_error_of(f.error).message}" for f in failure.failures)
 
 
 def _record_failure(state: StepState, err: ActivityError) -> None:

@@ -298,23 +298,39 @@ def test_frozen_accounts_take_no_postings_until_unfrozen(ledger: LedgerStore) ->
     assert opening_balances() == balances(ledger)
 
 
-def test_manual_settlement_moves_clearing_money_once_with_its_note(ledger: LedgerStore) -> None:
-    """An operator's settlement leaves clearing under its own key and keeps the note."""
+def test_manual_settlement_moves_what_a_transfer_left_in_clearing(ledger: LedgerStore) -> None:
+    """An operator's settlement moves exactly the stuck amount, once, with the note."""
     ledger.debit("t1/debit", "ACC-001", Decimal("80"))
+    ledger.debit("t2/debit", "ACC-002", Decimal("5"))  # another transfer's money in flight
+    keys = ["t1/debit", "t1/credit", "t1/reverse_debit", "t1/reverse_credit"]
     note = "Refunded by cheque #1234 after the account was frozen"
-    first = ledger.settle_manually("t1/manual", "EXTERNAL", Decimal("80"), note)
-    again = ledger.settle_manually("t1/manual", "EXTERNAL", Decimal("80"), note)
-    assert (PostingKind.MANUAL, "CLEARING", "EXTERNAL", note) == (
+    first = ledger.settle_manually("t1/settle", source_keys=keys, to_account="EXTERNAL", memo=note)
+    again = ledger.settle_manually("t1/settle", source_keys=keys, to_account="EXTERNAL", memo=note)
+    assert first is not None
+    assert again is not None
+    assert (PostingKind.MANUAL, "CLEARING", "EXTERNAL", Decimal("80.00"), note) == (
         first.kind,
         first.from_account,
         first.to_account,
+        first.amount,
         first.memo,
     )
     assert again.replayed
     after = balances(ledger)
-    assert (Decimal("0.00"), Decimal("920.00")) == (after["CLEARING"], after["ACC-001"])
-    assert note == ledger.find_receipt("t1/manual").memo  # type: ignore[union-attr]
+    assert (Decimal("5.00"), Decimal("920.00")) == (after["CLEARING"], after["ACC-001"])
     with pytest.raises(IdempotencyConflict):
-        ledger.settle_manually("t1/manual", "EXTERNAL", Decimal("81"), note)
+        ledger.settle_manually("t1/settle", source_keys=keys, to_account="ACC-003", memo=note)
     with pytest.raises(InvalidMemo):
-        ledger.settle_manually("t2/manual", "EXTERNAL", Decimal("1"), "  ")
+        ledger.settle_manually("t3/settle", source_keys=keys, to_account="EXTERNAL", memo=" ")
+
+
+def test_manual_settlement_of_nothing_moves_nothing(ledger: LedgerStore) -> None:
+    """A transfer whose debit and credit both applied holds nothing in clearing."""
+    ledger.debit("t1/debit", "ACC-001", Decimal("80"))
+    ledger.credit("t1/credit", "ACC-002", Decimal("80"))
+    keys = ["t1/debit", "t1/credit"]
+    assert (
+        ledger.settle_manually("t1/settle", source_keys=keys, to_account="ACC-001", memo="ok")
+        is None
+    )
+    assert Decimal("0.00") == balances(ledger)["CLEARING"]

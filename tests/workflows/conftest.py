@@ -16,7 +16,11 @@ from workflows.transfer import TransferWorkflow
 
 @asynccontextmanager
 async def transfer_worker(
-    client: Client, store: LedgerStore, **replacements: Callable[..., Any]
+    client: Client,
+    store: LedgerStore,
+    *,
+    task_queue: str | None = None,
+    **replacements: Callable[..., Any],
 ) -> AsyncIterator[str]:
     """Run TransferWorkflow with the real activities on `store`; yield the task queue.
 
@@ -29,8 +33,9 @@ async def transfer_worker(
         "credit": real.credit,
         "reverse_debit": real.reverse_debit,
         "reverse_credit": real.reverse_credit,
+        "settle_manually": real.settle_manually,
     } | replacements
-    task_queue = f"test-{uuid.uuid4()}"
+    task_queue = task_queue or f"test-{uuid.uuid4()}"
     with ThreadPoolExecutor(8) as executor:
         async with Worker(
             client,

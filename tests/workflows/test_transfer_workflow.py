@@ -2,7 +2,6 @@
 
 import asyncio
 import random
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,45 +17,13 @@ from app.transfers import TransferIdConflict, start_transfer, wait_outcome
 from ledger import LedgerStore, LedgerUnavailable, PostingKind, Receipt
 from tests.conftest import balances, opening_balances
 from tests.workflows.conftest import transfer_worker
+from tests.workflows.helpers import new_id, postings_of, request, run
 from workflows.transfer import (
     FORWARD,
     StepStatus,
-    TransferRequest,
-    TransferState,
     TransferStatus,
     TransferWorkflow,
 )
-
-
-def request(source: str, destination: str, amount: str) -> TransferRequest:
-    return TransferRequest(source_account=source, destination_account=destination, amount=amount)
-
-
-def new_id() -> str:
-    return f"transfer-{uuid.uuid4()}"
-
-
-def postings_of(store: LedgerStore, transfer_id: str) -> list[tuple[str, str]]:
-    """(step, kind) of every posting and void this transfer made, in order."""
-    return [
-        (r.key.rsplit("/", 1)[1], r.kind.value)
-        for r in store.receipts()
-        if r.key.startswith(f"{transfer_id}/")
-    ]
-
-
-async def run(
-    client: Client, task_queue: str, req: TransferRequest, transfer_id: str | None = None
-) -> tuple[Any, TransferState]:
-    """Execute a transfer; return (result or failure, final state)."""
-    handle = await client.start_workflow(
-        TransferWorkflow.run, req, id=transfer_id or new_id(), task_queue=task_queue
-    )
-    try:
-        outcome: Any = await handle.result()
-    except WorkflowFailureError as err:
-        outcome = err
-    return outcome, await handle.query(TransferWorkflow.state)
 
 
 async def test_transfer_completes_and_moves_the_money_once(
@@ -399,29 +366,3 @@ async def test_a_cancelled_transfer_runs_its_compensations(
         ("reverse_credit", "void"),
         ("reverse_debit", "reversal"),
     ] == postings_of(store, transfer_id)
-
-
-async def test_a_failing_compensation_is_reported_not_swallowed(
-    client: Client, store: LedgerStore
-) -> None:
-    """If the refund itself is refused, the workflow fails with CompensationFailed and says why."""
-
-    @activity.defn(name="reverse_debit")
-    async def refused_refund(step: StepInput) -> StepResult:
-        raise ApplicationError(
-            "Account is closed: ACC-001", type="AccountClosed", non_retryable=True
-        )
-
-    transfer_id = new_id()
-    async with transfer_worker(client, store, reverse_debit=refused_refund) as tq:
-        failure, state = await run(client, tq, request("ACC-001", "ACC-404", "60"), transfer_id)
-
-    assert isinstance(failure, WorkflowFailureError)
-    assert isinstance(failure.cause, ApplicationError)
-    assert "CompensationFailed" == failure.cause.type
-    assert "Account not found: ACC-404" in failure.cause.message
-    assert "AccountClosed: Account is closed: ACC-001" in failure.cause.message
-    assert TransferStatus.FAILED == state.status
-    assert ["AccountClosed"] == [e.type for e in state.compensation_errors]
-    # The money is visibly in clearing, not lost.
-    assert Decimal("60.00") == balances(store)["CLEARING"]

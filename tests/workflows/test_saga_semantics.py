@@ -1,0 +1,379 @@
+"""The hard cases: cancellation, stuck compensations and operators, deadlines, late arrivals."""
+
+import asyncio
+import contextlib
+import threading
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from activities import LedgerActivities, StepInput, StepResult
+from ledger import LedgerStore, PostingKind, StepVoided
+from tests.conftest import balances, opening_balances
+from tests.workflows.conftest import transfer_worker
+from tests.workflows.helpers import new_id, postings_of, request, run
+from workflows.transfer import (
+    ResolveRequest,
+    RetryRequest,
+    StepStatus,
+    TransferState,
+    TransferStatus,
+    TransferWorkflow,
+)
+
+REFUND_ALL = [("debit", "debit"), ("reverse_credit", "void"), ("reverse_debit", "reversal")]
+
+
+async def wait_for_status(handle: object, status: TransferStatus) -> TransferState:
+    """Poll the state query until the transfer reaches `status` (at most 30 s)."""
+    for _ in range(300):
+        state: TransferState = await handle.query(TransferWorkflow.state)  # type: ignore[attr-defined]
+        if state.status == status:
+            return state
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"transfer never reached {status}; last {state.status}")
+
+
+# -- cancellation -----------------------------------------------------------------
+
+
+async def test_cancel_before_the_debit_moves_nothing_and_voids_the_debit(
+    client: Client, store: LedgerStore
+) -> None:
+    """Cancelled before any worker ran it: the debit key is voided, nothing moves."""
+    transfer_id, task_queue = new_id(), f"test-{uuid.uuid4()}"
+    handle = await client.start_workflow(
+        TransferWorkflow.run,
+        request("ACC-001", "ACC-002", "70"),
+        id=transfer_id,
+        task_queue=task_queue,
+    )
+    await handle.cancel()
+    async with transfer_worker(client, store, task_queue=task_queue):
+        with pytest.raises(WorkflowFailureError) as info:
+            await asyncio.wait_for(handle.result(), 60)
+        state = await handle.query(TransferWorkflow.state)
+    assert isinstance(info.value.cause, CancelledError)
+    assert TransferStatus.CANCELLED == state.status
+    assert [("reverse_debit", "void")] == postings_of(store, transfer_id)
+    assert opening_balances() == balances(store)
+
+
+async def test_cancel_between_debit_and_credit_refunds_the_debit(
+    dev_env: WorkflowEnvironment, store: LedgerStore
+) -> None:
+    """The cancel lands right as the debit commits: the debit is refunded, the credit voided."""
+    # On the dev server: the time-skipping server rejects the workflow's
+    # cancel-activity command when it races the activity's completion
+    # ("ACTIVITY_UNKNOWN") and then never schedules another workflow task.
+    client = dev_env.client
+    real = LedgerActivities(store)
+    transfer_id = new_id()
+
+    @activity.defn(name="debit")
+    async def debit_then_cancel(step: StepInput) -> StepResult:
+        result = await asyncio.to_thread(real.debit, step)
+        await client.get_workflow_handle(transfer_id).cancel()
+        return result
+
+    async with transfer_worker(client, store, debit=debit_then_cancel) as tq:
+        failure, state = await run(client, tq, request("ACC-001", "ACC-002", "70"), transfer_id)
+    assert isinstance(failure, WorkflowFailureError)
+    assert isinstance(failure.cause, CancelledError)
+    assert TransferStatus.CANCELLED == state.status
+    # Whether the cancel reached the workflow just before or just after the
+    # debit's completion, the debit is refunded and the credit never applies.
+    postings = postings_of(store, transfer_id)
+    assert [("debit", "debit"), ("reverse_debit", "reversal")] == [
+        p for p in postings if p[0] != "reverse_credit"
+    ]
+    assert set(postings) - set(REFUND_ALL) == set()
+    assert opening_balances() == balances(store)
+
+
+async def test_cancel_while_the_credit_is_in_flight_refunds_the_debit(
+    client: Client, store: LedgerStore
+) -> None:
+    """Cancel while the credit hangs: the debit is refunded and the credit voided."""
+    credit_started = asyncio.Event()
+
+    @activity.defn(name="credit")
+    async def stuck_credit(step: StepInput) -> StepResult:
+        credit_started.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    transfer_id = new_id()
+    async with transfer_worker(client, store, credit=stuck_credit) as tq:
+        handle = await client.start_workflow(
+            TransferWorkflow.run, request("ACC-001", "ACC-002", "40"), id=transfer_id, task_queue=tq
+        )
+        await asyncio.wait_for(credit_started.wait(), 30)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as info:
+            await asyncio.wait_for(handle.result(), 60)
+        state = await handle.query(TransferWorkflow.state)
+
+    assert isinstance(info.value.cause, CancelledError)
+    assert TransferStatus.CANCELLED == state.status
+    assert REFUND_ALL == postings_of(store, transfer_id)
+    assert opening_balances() == balances(store)
+
+
+async def test_cancelling_a_completed_transfer_changes_nothing(
+    client: Client, store: LedgerStore
+) -> None:
+    """The server refuses the cancel; the money stays moved and the result stands."""
+    transfer_id = new_id()
+    async with transfer_worker(client, store) as tq:
+        result, _ = await run(client, tq, request("ACC-001", "ACC-002", "10"), transfer_id)
+        handle = client.get_workflow_handle_for(TransferWorkflow.run, transfer_id)
+        with contextlib.suppress(RPCError):  # a real server refuses; the test server ignores it
+            await handle.cancel()
+        assert result == await handle.result()
+        assert TransferStatus.COMPLETED == (await handle.query(TransferWorkflow.state)).status
+    assert [("debit", "debit"), ("credit", "credit")] == postings_of(store, transfer_id)
+    assert Decimal("990.00") == balances(store)["ACC-001"]
+
+
+# -- a compensation that cannot succeed ---------------------------------------------
+
+
+def freezing_credit(store: LedgerStore, account_to_freeze: str) -> object:
+    """A credit that freezes the source account, then fails like the real one would."""
+    real = LedgerActivities(store)
+
+    @activity.defn(name="credit")
+    def credit(step: StepInput) -> StepResult:
+        if store.get_account(account_to_freeze).status == "open":
+            store.freeze_account(account_to_freeze)
+        return real.credit(step)
+
+    return credit
+
+
+async def park(client: Client, store: LedgerStore, tq: str, transfer_id: str) -> object:
+    """Start Alice -> ACC-404 80.00 with Alice frozen before her refund; wait until parked."""
+    handle = await client.start_workflow(
+        TransferWorkflow.run, request("ACC-001", "ACC-404", "80"), id=transfer_id, task_queue=tq
+    )
+    await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
+    return handle
+
+
+async def test_a_refused_refund_parks_the_transfer_with_the_money_in_clearing(
+    client: Client, store: LedgerStore
+) -> None:
+    """Source frozen before its refund: needs_attention, reason recorded, money visible."""
+    transfer_id = new_id()
+    async with transfer_worker(client, store, credit=freezing_credit(store, "ACC-001")) as tq:
+        handle = await park(client, store, tq, transfer_id)
+        state = await handle.query(TransferWorkflow.state)  # type: ignore[attr-defined]
+        await handle.terminate("test over")  # type: ignore[attr-defined]
+
+    assert TransferStatus.NEEDS_ATTENTION == state.status
+    assert "AccountNotFound" == state.error.type  # type: ignore[union-attr]
+    assert [("AccountFrozen", "Account is frozen: ACC-001")] == [
+        (e.type, e.message) for e in state.compensation_errors
+    ]
+    assert ["reverse_debit"] == state.pending_compensations
+    assert StepStatus.FAILED == state.step("reverse_debit").status
+    assert [("debit", "debit"), ("reverse_credit", "void")] == postings_of(store, transfer_id)
+    after = balances(store)
+    assert (Decimal("80.00"), Decimal("920.00")) == (after["CLEARING"], after["ACC-001"])
+
+
+async def test_retry_after_unfreezing_completes_the_compensation(
+    client: Client, store: LedgerStore
+) -> None:
+    """Retry while still frozen stays parked; after unfreeze the retry refunds and closes."""
+    transfer_id = new_id()
+    async with transfer_worker(client, store, credit=freezing_credit(store, "ACC-001")) as tq:
+        handle = await park(client, store, tq, transfer_id)
+        still = await handle.execute_update(  # type: ignore[attr-defined]
+            TransferWorkflow.retry, RetryRequest(note="first try")
+        )
+        store.unfreeze_account("ACC-001")
+        done = await handle.execute_update(  # type: ignore[attr-defined]
+            TransferWorkflow.retry, RetryRequest(note="account unfrozen by fraud team")
+        )
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()  # type: ignore[attr-defined]
+
+    assert TransferStatus.NEEDS_ATTENTION == still.status
+    assert "Account is frozen: ACC-001" in still.operator_actions[0].outcome
+    assert TransferStatus.COMPENSATED == done.status
+    assert [("retry", "first try"), ("retry", "account unfrozen by fraud team")] == [
+        (a.action, a.note) for a in done.operator_actions
+    ]
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert ("AccountNotFound", ["compensated"]) == (cause.type, list(cause.details))
+    assert REFUND_ALL == postings_of(store, transfer_id)
+    assert opening_balances() == balances(store)
+
+
+async def test_resolve_settles_the_clearing_money_by_hand_with_its_own_key(
+    client: Client, store: LedgerStore
+) -> None:
+    """Resolve moves the stuck 80.00 out of clearing under `<id>/settle_manually`, with the note."""
+    transfer_id = new_id()
+    note = "Paid back by cheque 1234; account stays frozen"
+    async with transfer_worker(client, store, credit=freezing_credit(store, "ACC-001")) as tq:
+        handle = await park(client, store, tq, transfer_id)
+        state = await handle.execute_update(  # type: ignore[attr-defined]
+            TransferWorkflow.resolve, ResolveRequest(note=note)
+        )
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()  # type: ignore[attr-defined]
+
+    assert TransferStatus.RESOLVED == state.status
+    assert [] == state.pending_compensations
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert ("AccountNotFound", ["resolved"]) == (cause.type, list(cause.details))
+    assert [("debit", "debit"), ("reverse_credit", "void"), ("settle_manually", "manual")] == (
+        postings_of(store, transfer_id)
+    )
+    settlement = store.find_receipt(f"{transfer_id}/settle_manually")
+    assert settlement is not None
+    assert ("CLEARING", "EXTERNAL", Decimal("80.00"), note) == (
+        settlement.from_account,
+        settlement.to_account,
+        settlement.amount,
+        settlement.memo,
+    )
+    after = balances(store)
+    assert (Decimal("0.00"), Decimal("920.00")) == (after["CLEARING"], after["ACC-001"])
+
+
+async def test_a_parked_transfer_ignores_cancellation_until_an_operator_acts(
+    client: Client, store: LedgerStore
+) -> None:
+    """Compensation is shielded: a cancel while parked neither ends it nor skips the refund."""
+    transfer_id = new_id()
+    async with transfer_worker(client, store, credit=freezing_credit(store, "ACC-001")) as tq:
+        handle = await park(client, store, tq, transfer_id)
+        await handle.cancel()  # type: ignore[attr-defined]
+        await asyncio.sleep(0.5)
+        parked = await handle.query(TransferWorkflow.state)  # type: ignore[attr-defined]
+        store.unfreeze_account("ACC-001")
+        done = await handle.execute_update(TransferWorkflow.retry, RetryRequest())  # type: ignore[attr-defined]
+    assert TransferStatus.NEEDS_ATTENTION == parked.status
+    assert TransferStatus.COMPENSATED == done.status
+    assert opening_balances() == balances(store)
+
+
+async def test_operator_actions_are_refused_unless_the_transfer_needs_attention(
+    client: Client, store: LedgerStore
+) -> None:
+    """Retry or resolve on a running transfer is rejected before it reaches the history."""
+    credit_started = asyncio.Event()
+
+    @activity.defn(name="credit")
+    async def slow_credit(step: StepInput) -> StepResult:
+        credit_started.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async with transfer_worker(client, store, credit=slow_credit) as tq:
+        handle = await client.start_workflow(
+            TransferWorkflow.run, request("ACC-001", "ACC-002", "5"), id=new_id(), task_queue=tq
+        )
+        await asyncio.wait_for(credit_started.wait(), 30)
+        for update, arg in [
+            (TransferWorkflow.retry, RetryRequest()),
+            (TransferWorkflow.resolve, ResolveRequest(note="no")),
+        ]:
+            with pytest.raises(WorkflowUpdateFailedError) as info:
+                await handle.execute_update(update, arg)  # type: ignore[arg-type]
+            cause = info.value.cause
+            assert isinstance(cause, ApplicationError)
+            assert "NotNeedsAttention" == cause.type
+            assert "is running" in cause.message
+        await handle.terminate("test over")
+
+
+# -- deadlines and late arrivals ------------------------------------------------------
+
+
+async def test_a_hung_step_ends_in_compensation_within_the_deadline(
+    client: Client, store: LedgerStore
+) -> None:
+    """The debit hangs forever; at the 4 s deadline the transfer compensates and says why."""
+
+    @activity.defn(name="debit")
+    async def hung_debit(step: StepInput) -> StepResult:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    transfer_id = new_id()
+    async with transfer_worker(client, store, debit=hung_debit) as tq:
+        failure, state = await run(
+            client, tq, request("ACC-001", "ACC-002", "30", deadline_seconds=4), transfer_id
+        )
+        history = await client.get_workflow_handle(transfer_id).fetch_history()
+
+    assert isinstance(failure, WorkflowFailureError)
+    assert isinstance(failure.cause, ApplicationError)
+    assert ("DeadlineExceeded", "Transfer did not complete within 4s") == (
+        failure.cause.type,
+        failure.cause.message,
+    )
+    assert TransferStatus.COMPENSATED == state.status
+    assert "DeadlineExceeded" == state.step("debit").error.type  # type: ignore[union-attr]
+    events = list(history.events)
+    started, closed = events[0].event_time.ToDatetime(), events[-1].event_time.ToDatetime()
+    assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED == events[-1].event_type
+    assert closed - started < timedelta(seconds=4 + 5), "compensated well after the deadline"
+    assert [("reverse_debit", "void")] == postings_of(store, transfer_id)
+    assert opening_balances() == balances(store)
+
+
+async def test_a_late_debit_attempt_is_refused_after_its_compensation_voided_it(
+    client: Client, store: LedgerStore
+) -> None:
+    """An attempt outlives its deadline, the saga voids it, then it commits: StepVoided."""
+    real = LedgerActivities(store)
+    release = threading.Event()
+    outcomes: list[BaseException | StepResult] = []
+
+    @activity.defn(name="debit")
+    def slow_debit(step: StepInput) -> StepResult:
+        release.wait(60)  # blocks past the deadline, like a stalled database call
+        try:
+            result = real.debit(step)
+        except ApplicationError as err:
+            outcomes.append(err)
+            raise
+        outcomes.append(result)
+        return result
+
+    transfer_id = new_id()
+    async with transfer_worker(client, store, debit=slow_debit) as tq:
+        failure, state = await run(
+            client, tq, request("ACC-001", "ACC-002", "45", deadline_seconds=2), transfer_id
+        )
+        assert [("reverse_debit", "void")] == postings_of(store, transfer_id)
+        release.set()  # the stalled attempt now reaches the ledger
+        for _ in range(100):
+            if outcomes:
+                break
+            await asyncio.sleep(0.1)
+
+    assert isinstance(failure, WorkflowFailureError)
+    assert TransferStatus.COMPENSATED == state.status
+    [late] = outcomes
+    assert isinstance(late, ApplicationError)
+    assert StepVoided.__name__ == late.type
+    assert [("reverse_debit", "void")] == postings_of(store, transfer_id)
+    assert opening_balances() == balances(store)
+    assert all(r.kind != PostingKind.DEBIT for r in store.receipts())
