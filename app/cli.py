@@ -19,8 +19,13 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
-from temporalio.client import WorkflowQueryFailedError
-from temporalio.service import RPCError
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from app import render
 from app.config import Settings
@@ -34,8 +39,17 @@ from app.transfers import (
     wait_outcome,
 )
 from app.worker import running_worker, wait_for_stop_signal
-from ledger import LedgerError, format_amount, open_store, parse_amount
-from workflows.transfer import TransferRequest, TransferWorkflow
+from ledger import EXTERNAL_ACCOUNT, LedgerError, format_amount, open_store, parse_amount
+from workflows.transfer import (
+    DEFAULT_DEADLINE_SECONDS,
+    FINAL_STATUSES,
+    ResolveRequest,
+    RetryRequest,
+    TransferRequest,
+    TransferState,
+    TransferStatus,
+    TransferWorkflow,
+)
 
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -121,18 +135,51 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON")
     closing = accounts_cmd.add_parser("close", help="close an account whose balance is zero")
     closing.add_argument("account_id", metavar="ID")
+    freezing = accounts_cmd.add_parser("freeze", help="stop an account taking any posting")
+    freezing.add_argument("account_id", metavar="ID")
+    unfreezing = accounts_cmd.add_parser("unfreeze", help="let a frozen account take postings")
+    unfreezing.add_argument("account_id", metavar="ID")
 
     transfer = commands.add_parser("transfer", help="move money between two accounts")
     transfer.add_argument("--from", dest="source", required=True, metavar="ID")
     transfer.add_argument("--to", dest="destination", required=True, metavar="ID")
     transfer.add_argument("--amount", required=True, help="a decimal such as 150.00")
     transfer.add_argument("--id", dest="transfer_id", help="your reference (default: generated)")
+    transfer.add_argument(
+        "--deadline",
+        type=int,
+        default=DEFAULT_DEADLINE_SECONDS,
+        metavar="SECONDS",
+        help=f"compensate if not complete by then (default {DEFAULT_DEADLINE_SECONDS})",
+    )
     transfer.add_argument("--no-wait", action="store_true", help="start it and return at once")
     transfer.add_argument("--json", action="store_true", help="print JSON")
 
     status = commands.add_parser("status", help="the saga state of a transfer")
     status.add_argument("transfer_id", metavar="REF")
     status.add_argument("--json", action="store_true", help="print JSON")
+
+    cancel = commands.add_parser("cancel", help="cancel a transfer: its steps are undone")
+    cancel.add_argument("transfer_id", metavar="REF")
+    cancel.add_argument("--json", action="store_true", help="print JSON")
+
+    retry = commands.add_parser("retry", help="run a parked transfer's pending compensations again")
+    retry.add_argument("transfer_id", metavar="REF")
+    retry.add_argument("--note", help="why, for the record")
+    retry.add_argument("--json", action="store_true", help="print JSON")
+
+    resolve = commands.add_parser(
+        "resolve", help="settle a parked transfer by hand: move its clearing money, record why"
+    )
+    resolve.add_argument("transfer_id", metavar="REF")
+    resolve.add_argument("--note", required=True, help="what was done by hand, and why")
+    resolve.add_argument(
+        "--settle-to",
+        default=EXTERNAL_ACCOUNT,
+        metavar="ID",
+        help="where the clearing money goes (default EXTERNAL: it left the ledger by hand)",
+    )
+    resolve.add_argument("--json", action="store_true", help="print JSON")
 
     commands.add_parser("demo", help="run the self-contained demo")
     return parser
@@ -146,6 +193,11 @@ def starter_main(argv: Sequence[str] | None = None) -> int:
         "accounts": lambda: _accounts(settings, args),
         "transfer": lambda: _transfer(settings, args),
         "status": lambda: _status(settings, args),
+        "cancel": lambda: _cancel(settings, args),
+        "retry": lambda: _operate(settings, args, RetryRequest(note=args.note)),
+        "resolve": lambda: _operate(
+            settings, args, ResolveRequest(note=args.note, settle_to=args.settle_to)
+        ),
         "demo": lambda: _demo(settings),
     }
     return _guard(handlers[args.command])
@@ -182,6 +234,12 @@ async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
     elif args.accounts_command == "close":
         account = store.close_account(args.account_id)
         print(f"Closed {account.id}")
+    elif args.accounts_command == "freeze":
+        account = store.freeze_account(args.account_id)
+        print(f"Froze {account.id}: it takes no postings until unfrozen")
+    elif args.accounts_command == "unfreeze":
+        account = store.unfreeze_account(args.account_id)
+        print(f"Unfroze {account.id}")
     elif args.json:
         print(
             json.dumps(
@@ -205,7 +263,10 @@ async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _transfer(settings: Settings, args: argparse.Namespace) -> int:
     request = TransferRequest(
-        source_account=args.source, destination_account=args.destination, amount=args.amount
+        source_account=args.source,
+        destination_account=args.destination,
+        amount=args.amount,
+        deadline_seconds=args.deadline,
     )
     transfer_id = args.transfer_id or f"transfer-{uuid.uuid4().hex[:12]}"
     client = await connect()
@@ -254,8 +315,8 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
     except WorkflowQueryFailedError as err:
         raise _Fail(f"Query failed: {err}", EXIT_UNAVAILABLE) from err
     except RPCError as err:
-        if err.status.name == "NOT_FOUND":
-            raise _Fail(f"No transfer with id {args.transfer_id}", EXIT_USAGE) from err
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise _not_found(args.transfer_id, err) from err
         raise _Fail(
             f"No worker answered the state query ({err.message}); is `python worker.py` running?",
             EXIT_UNAVAILABLE,
@@ -266,6 +327,66 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
         print(render.state_text(state))
         print(f"  Web UI: {settings.workflow_url(client.namespace, args.transfer_id)}")
     return EXIT_OK
+
+
+async def _cancel(settings: Settings, args: argparse.Namespace) -> int:
+    client = await connect()
+    handle = client.get_workflow_handle_for(TransferWorkflow.run, args.transfer_id)
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        raise _not_found(args.transfer_id, err) from err
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        status = description.status.name.lower() if description.status else "closed"
+        raise _Fail(
+            f"Transfer {args.transfer_id} has already ended ({status}); cancelling changes nothing",
+            EXIT_NOT_COMPLETED,
+        )
+    state = await handle.query(TransferWorkflow.state, rpc_timeout=timedelta(seconds=10))
+    if state.status == TransferStatus.NEEDS_ATTENTION:
+        raise _Fail(
+            f"Transfer {args.transfer_id} is already compensating and waits for an operator "
+            f"(needs_attention); use `retry` or `resolve`",
+            EXIT_USAGE,
+        )
+    await handle.cancel()
+    outcome = await wait_outcome(handle)
+    url = settings.workflow_url(client.namespace, args.transfer_id)
+    if args.json:
+        print(json.dumps(_outcome_json(outcome, True, url), indent=2))
+    else:
+        print(render.outcome_line(outcome))
+    return EXIT_OK if outcome.status == "cancelled" else EXIT_NOT_COMPLETED
+
+
+async def _operate(
+    settings: Settings, args: argparse.Namespace, request: RetryRequest | ResolveRequest
+) -> int:
+    """`retry` and `resolve`: an operator's update on a parked transfer."""
+    client = await connect()
+    handle = client.get_workflow_handle_for(TransferWorkflow.run, args.transfer_id)
+    try:
+        state = await handle.execute_update(args.command, request, result_type=TransferState)
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise _Fail(message, EXIT_USAGE) from err
+    except RPCError as err:
+        raise _not_found(args.transfer_id, err) from err
+    if args.json:
+        print(state.model_dump_json(indent=2))
+    else:
+        if state.operator_actions:
+            print(f"{args.command}: {state.operator_actions[-1].outcome}")
+        print(render.state_text(state))
+        print(f"  Web UI: {settings.workflow_url(client.namespace, args.transfer_id)}")
+    return EXIT_OK if state.status in FINAL_STATUSES else EXIT_NOT_COMPLETED
+
+
+def _not_found(transfer_id: str, err: RPCError) -> _Fail:
+    if err.status == RPCStatusCode.NOT_FOUND:
+        return _Fail(f"No transfer with id {transfer_id}", EXIT_USAGE)
+    return _Fail(f"Temporal refused the call: {err.message}", EXIT_UNAVAILABLE)
 
 
 async def _demo(settings: Settings) -> int:

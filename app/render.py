@@ -55,6 +55,16 @@ def state_text(state: TransferState) -> str:
         lines.append(f"  Reason: {state.error.message} [{state.error.type}]")
     for error in state.compensation_errors:
         lines.append(f"  Compensation error: {error.message} [{error.type}]")
+    if state.status == "needs_attention":
+        pending = ", ".join(state.pending_compensations)
+        lines.append(
+            f"  Waiting for an operator: pending {pending}. Fix the cause, then "
+            f"`starter.py retry {state.transfer_id}`, or settle by hand with "
+            f"`starter.py resolve {state.transfer_id} --note ...`"
+        )
+    for action in state.operator_actions:
+        note = f" ({action.note})" if action.note else ""
+        lines.append(f"  Operator {action.action}{note}: {action.outcome}")
     lines.append("  Steps:")
     lines.extend(step_line(s) for s in state.steps)
     return "\n".join(lines)

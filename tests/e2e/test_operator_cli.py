@@ -1,0 +1,132 @@
+"""Operator commands as processes: status, retry, resolve, cancel, freeze and unfreeze."""
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
+
+from activities import LedgerActivities, StepInput, StepResult
+from ledger import LedgerStore, open_store
+from tests.conftest import OPENING
+from tests.workflows.conftest import transfer_worker
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+async def cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """Run `starter.py ARGS` without blocking the event loop (the worker lives on it)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "starter.py"),
+        *args,
+        env=env,
+        cwd=env["TRANSFER_DATA_DIR"],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+def freezing_credit(store: LedgerStore) -> object:
+    """The real credit, but first it freezes the source, so its refund will be refused."""
+    real = LedgerActivities(store)
+
+    @activity.defn(name="credit")
+    def credit(step: StepInput) -> StepResult:
+        if store.get_account("ACC-001").status == "open":
+            store.freeze_account("ACC-001")
+        return real.credit(step)
+
+    return credit
+
+
+async def wait_parked(env: dict[str, str], transfer_id: str) -> dict[str, object]:
+    for _ in range(100):
+        code, out, _ = await cli(env, "status", transfer_id, "--json")
+        if code == 0 and json.loads(out)["status"] == "needs_attention":
+            return dict(json.loads(out))
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{transfer_id} never parked")
+
+
+async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Two parked transfers: one retried after `accounts unfreeze`, one resolved with a note."""
+    env = os.environ | {
+        "LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
+        "TRANSFER_DATA_DIR": str(tmp_path),
+        "TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4()}",
+        "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "PYTHONPATH": str(ROOT),
+    }
+    store = open_store(env["LEDGER_URL"])
+    for account_id, (owner, balance) in OPENING.items():
+        store.open_account(account_id, owner, Decimal(balance))
+
+    async with transfer_worker(
+        dev_env.client, store, task_queue=env["TEMPORAL_TASK_QUEUE"], credit=freezing_credit(store)
+    ):
+        code, _, err = await cli(
+            env, "transfer", "--from", "ACC-001", "--to", "ACC-404", "--amount", "80",
+            "--id", "park-1", "--no-wait",
+        )  # fmt: skip
+        assert 0 == code, err
+        parked = await wait_parked(env, "park-1")
+        assert ["reverse_debit"] == parked["pending_compensations"]
+        code, out, _ = await cli(env, "status", "park-1")
+        assert "Waiting for an operator: pending reverse_debit" in out
+
+        code, out, _ = await cli(env, "retry", "park-1", "--note", "too early")
+        assert 1 == code
+        assert "Account is frozen: ACC-001" in out
+
+        code, _, err = await cli(env, "cancel", "park-1")
+        assert 2 == code
+        assert "waits for an operator (needs_attention)" in err
+
+        code, out, _ = await cli(env, "accounts", "unfreeze", "ACC-001")
+        assert (0, "Unfroze ACC-001") == (code, out.strip())
+        code, out, _ = await cli(env, "retry", "park-1", "--note", "unfrozen by fraud team")
+        assert 0 == code, out
+        assert "retry: compensations completed" in out
+        assert "Saga status: compensated" in out
+        assert Decimal("1000.00") == store.get_account("ACC-001").balance
+
+        code, _, _ = await cli(
+            env, "transfer", "--from", "ACC-001", "--to", "ACC-404", "--amount", "30",
+            "--id", "park-2", "--no-wait",
+        )  # fmt: skip
+        await wait_parked(env, "park-2")
+        code, out, _ = await cli(env, "resolve", "park-2", "--note", "Paid by cheque 42")
+        assert 0 == code, out
+        assert "Saga status: resolved" in out
+        settlement = store.find_receipt("park-2/settle_manually")
+        assert settlement is not None
+        assert (Decimal("30.00"), "EXTERNAL", "Paid by cheque 42") == (
+            settlement.amount,
+            settlement.to_account,
+            settlement.memo,
+        )
+
+        code, _, err = await cli(env, "retry", "park-2")
+        assert 2 == code
+        assert "error:" in err
+
+        code, _, err = await cli(env, "cancel", "park-1")
+        assert 1 == code
+        assert "has already ended" in err
+
+    balances = {a.id: a.balance for a in store.list_accounts()}
+    assert Decimal("0.00") == balances["CLEARING"]
+    assert Decimal("970.00") == balances["ACC-001"]
+    assert 0 == sum(balances.values())
