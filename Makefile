@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format worker clean
+.PHONY: install demo test lint format worker histories clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ lint: install  ## ruff (lint + format check) and mypy --strict
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+histories: install  ## re-record tests/histories/*.json on a fresh dev server (see README)
+	$(BIN)/python -m tests.histories.record
 
 worker: install  ## a worker with the embedded dev server
 	$(BIN)/python worker.py --dev

@@ -1,0 +1,1 @@
+"""Recorded workflow histories, replayed by tests/workflows/test_replay.py."""

@@ -1,0 +1,181 @@
+"""Record the histories that the replay test checks: `make histories`.
+
+Runs each scenario on a fresh dev server (the installed Temporal CLI) with a
+worker in this process and a throwaway SQLite ledger, then writes every
+workflow's history as JSON next to this file. Re-record after an intended
+change to the workflow's commands, and only together with `workflow.patched`
+(see the README) if transfers of the old shape may still be running.
+"""
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities import LedgerActivities, StepInput, StepResult
+from app.temporal import temporal_cli
+from ledger import LedgerStore, open_store
+from tests.workflows.conftest import transfer_worker
+from workflows.transfer import (
+    ResolveRequest,
+    RetryRequest,
+    TransferRequest,
+    TransferStatus,
+    TransferWorkflow,
+)
+
+HERE = Path(__file__).parent
+Scenario = Callable[[Client, LedgerStore], Awaitable[WorkflowHandle[Any, Any]]]
+
+
+def _request(source: str, destination: str, amount: str) -> TransferRequest:
+    return TransferRequest(source_account=source, destination_account=destination, amount=amount)
+
+
+async def _finish(handle: WorkflowHandle[Any, Any]) -> WorkflowHandle[Any, Any]:
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+    return handle
+
+
+async def _wait_parked(handle: WorkflowHandle[Any, Any]) -> None:
+    for _ in range(300):
+        state = await handle.query(TransferWorkflow.state)
+        if state.status == TransferStatus.NEEDS_ATTENTION:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{handle.id} never parked")
+
+
+def _freezing_credit(store: LedgerStore) -> Any:
+    real = LedgerActivities(store)
+
+    @activity.defn(name="credit")
+    def credit(step: StepInput) -> StepResult:
+        if store.get_account("ACC-001").status == "open":
+            store.freeze_account("ACC-001")
+        return real.credit(step)
+
+    return credit
+
+
+async def _simple(
+    client: Client, store: LedgerStore, name: str, req: TransferRequest
+) -> WorkflowHandle[Any, Any]:
+    async with transfer_worker(client, store) as tq:
+        handle = await client.start_workflow(TransferWorkflow.run, req, id=name, task_queue=tq)
+        return await _finish(handle)
+
+
+async def completed(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
+    return await _simple(client, store, "completed", _request("ACC-001", "ACC-002", "150"))
+
+
+async def insufficient_funds(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
+    return await _simple(
+        client, store, "insufficient_funds", _request("ACC-002", "ACC-003", "1000")
+    )
+
+
+async def credit_failure(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
+    return await _simple(client, store, "credit_failure", _request("ACC-001", "ACC-999", "200"))
+
+
+async def cancelled_mid_flight(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
+    started = asyncio.Event()
+
+    @activity.defn(name="credit")
+    async def stuck_credit(step: StepInput) -> StepResult:
+        started.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async with transfer_worker(client, store, credit=stuck_credit) as tq:
+        handle = await client.start_workflow(
+            TransferWorkflow.run,
+            _request("ACC-001", "ACC-002", "40"),
+            id="cancelled_mid_flight",
+            task_queue=tq,
+        )
+        await started.wait()
+        await handle.cancel()
+        return await _finish(handle)
+
+
+async def needs_attention_retried(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
+    async with transfer_worker(client, store, credit=_freezing_credit(store)) as tq:
+        handle = await client.start_workflow(
+            TransferWorkflow.run,
+            _request("ACC-001", "ACC-404", "80"),
+            id="needs_attention_retried",
+            task_queue=tq,
+        )
+        await _wait_parked(handle)
+        await handle.execute_update(TransferWorkflow.retry, RetryRequest(note="still frozen"))
+        store.unfreeze_account("ACC-001")
+        await handle.execute_update(TransferWorkflow.retry, RetryRequest(note="unfrozen"))
+        return await _finish(handle)
+
+
+async def needs_attention_resolved(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
+    async with transfer_worker(client, store, credit=_freezing_credit(store)) as tq:
+        handle = await client.start_workflow(
+            TransferWorkflow.run,
+            _request("ACC-001", "ACC-404", "80"),
+            id="needs_attention_resolved",
+            task_queue=tq,
+        )
+        await _wait_parked(handle)
+        await handle.execute_update(
+            TransferWorkflow.resolve, ResolveRequest(note="Paid back by cheque 1234")
+        )
+        return await _finish(handle)
+
+
+SCENARIOS: list[Scenario] = [
+    completed,
+    insufficient_funds,
+    credit_failure,
+    cancelled_mid_flight,
+    needs_attention_retried,
+    needs_attention_resolved,
+]
+
+
+async def record(directory: Path = HERE) -> list[Path]:
+    """Run every scenario and write `<scenario>.json`; return the files written."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter, dev_server_existing_path=temporal_cli()
+    )
+    written = []
+    try:
+        for scenario in SCENARIOS:
+            with tempfile.TemporaryDirectory() as tmp:
+                store = open_store(str(Path(tmp) / "ledger.db"))
+                for account_id, owner, balance in [
+                    ("ACC-001", "Alice", "1000.00"),
+                    ("ACC-002", "Bob", "500.00"),
+                    ("ACC-003", "Charlie", "750.00"),
+                ]:
+                    store.open_account(account_id, owner, Decimal(balance))
+                handle = await scenario(env.client, store)
+                history = await handle.fetch_history()
+                path = directory / f"{scenario.__name__}.json"
+                path.write_text(history.to_json() + "\n")
+                written.append(path)
+                print(f"recorded {path.name}: {len(history.events)} events")
+    finally:
+        await env.shutdown()
+    return written
+
+
+if __name__ == "__main__":
+    asyncio.run(record())

@@ -1,0 +1,71 @@
+"""Replay safety: recorded histories must replay on today's code, and a reorder must not."""
+
+# String annotations, as in workflows/transfer.py: the SDK compares the
+# @workflow.init and @workflow.run signatures of the subclass below.
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
+
+from activities import LedgerActivities, StepInput, StepResult
+from workflows.transfer import TransferRequest, TransferResult, TransferWorkflow
+
+HISTORIES = Path(__file__).parents[1] / "histories"
+EXPECTED = {
+    "completed",
+    "insufficient_funds",
+    "credit_failure",
+    "cancelled_mid_flight",
+    "needs_attention_retried",
+    "needs_attention_resolved",
+}
+
+
+def load(name: str) -> WorkflowHistory:
+    path = HISTORIES / f"{name}.json"
+    return WorkflowHistory.from_json(name, json.loads(path.read_text()))
+
+
+def test_every_recorded_scenario_is_checked_in() -> None:
+    """The six scenarios the replay test stands on are all there."""
+    assert EXPECTED == {p.stem for p in HISTORIES.glob("*.json")}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+async def test_recorded_history_replays_deterministically(name: str) -> None:
+    """Today's TransferWorkflow makes exactly the commands each recorded history holds."""
+    replayer = Replayer(workflows=[TransferWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(load(name))
+    assert result.replay_failure is None
+
+
+@workflow.defn(name="TransferWorkflow", sandboxed=False)
+class CreditFirstTransfer(TransferWorkflow):
+    """A careless edit of TransferWorkflow: the credit moved before the debit, all else equal."""
+
+    @workflow.run
+    async def run(self, request: TransferRequest) -> TransferResult:
+        """The same run as TransferWorkflow's."""
+        return await super().run(request)
+
+    async def _forward_steps(self, request: TransferRequest) -> tuple[StepResult, StepResult]:
+        destination = StepInput(account_id=request.destination_account, amount=request.amount)
+        source = StepInput(account_id=request.source_account, amount=request.amount)
+        credit = await self._forward("credit", LedgerActivities.credit, destination)
+        debit = await self._forward("debit", LedgerActivities.debit, source)
+        return debit, credit
+
+
+@pytest.mark.parametrize("name", ["completed", "credit_failure"])
+async def test_a_reordered_workflow_fails_replay(name: str) -> None:
+    """The check has teeth: issuing the credit first is caught as nondeterminism."""
+    replayer = Replayer(workflows=[CreditFirstTransfer], data_converter=pydantic_data_converter)
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(load(name))
