@@ -57,10 +57,10 @@ def state_text(state: TransferState) -> str:
         lines.append(f"  Compensation error: {error.message} [{error.type}]")
     if state.status == "needs_attention":
         pending = ", ".join(state.pending_compensations)
+        lines.append(f"  Waiting for an operator: pending {pending}.")
         lines.append(
-            f"  Waiting for an operator: pending {pending}. Fix the cause, then "
-            f"`starter.py retry {state.transfer_id}`, or settle by hand with "
-            f"`starter.py resolve {state.transfer_id} --note ...`"
+            f"  Fix the cause, then `starter.py retry {state.transfer_id}`, or settle by hand"
+            f" with `starter.py resolve {state.transfer_id} --note ...`"
         )
     for action in state.operator_actions:
         note = f" ({action.note})" if action.note else ""

@@ -84,7 +84,8 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
         parked = await wait_parked(env, "park-1")
         assert ["reverse_debit"] == parked["pending_compensations"]
         code, out, _ = await cli(env, "status", "park-1")
-        assert "Waiting for an operator: pending reverse_debit" in out
+        assert "Waiting for an operator: pending reverse_debit." in out
+        assert "reverse_debit   failed       AccountFrozen: Account is frozen: ACC-001" in out
 
         code, out, _ = await cli(env, "retry", "park-1", "--note", "too early")
         assert 1 == code
