@@ -11,12 +11,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from app.config import DEFAULT_ADDRESS, DEFAULT_UI_PORT, Settings
+from workflows.visibility import SEARCH_ATTRIBUTES
 
 
 class ServerUnavailable(Exception):
@@ -111,8 +118,42 @@ async def server_client(settings: Settings, *, dev: bool) -> AsyncIterator[Clien
         ui_port=DEFAULT_UI_PORT,
         dev_server_existing_path=temporal_cli(),
         dev_server_database_filename=str(settings.data_dir / "temporal.db"),
+        search_attributes=SEARCH_ATTRIBUTES,
     )
     try:
         yield env.client
     finally:
         await env.shutdown()
+
+
+async def register_search_attributes(client: Client) -> tuple[list[str], list[str]]:
+    """Register the transfer's search attributes on the client's namespace.
+
+    Returns:
+        The names added, and the names that were already there.
+
+    Raises:
+        RPCError: The server refused (on Temporal Cloud, add them in the
+            Cloud UI or with `tcld` instead).
+    """
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+        known = set(existing.custom_attributes) | set(existing.system_attributes)
+    except RPCError as err:
+        # The time-skipping test server can add search attributes, not list them.
+        if err.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        known = set()
+    # The SDK's enum carries the API's numbers (KEYWORD = 2, DOUBLE = 4).
+    wanted = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+        for key in SEARCH_ATTRIBUTES
+    }
+    missing = {name: kind for name, kind in wanted.items() if name not in known}
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    return sorted(missing), sorted(set(wanted) - set(missing))

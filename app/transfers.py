@@ -16,6 +16,7 @@ from temporalio.exceptions import (
     WorkflowAlreadyStartedError,
 )
 
+from workflows import visibility
 from workflows.transfer import WORKFLOW_NAME, TransferRequest, TransferResult, TransferWorkflow
 
 TransferHandle = WorkflowHandle[TransferWorkflow, TransferResult]
@@ -79,6 +80,8 @@ async def start_transfer(
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=visibility.search_attributes(request, "pending"),
+            static_summary=visibility.transfer_summary(request),
         )
         return handle, False
     except WorkflowAlreadyStartedError:

@@ -9,8 +9,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from app.temporal import temporal_cli, time_skipping_server
+from app.temporal import register_search_attributes, temporal_cli, time_skipping_server
 from ledger import LedgerStore, open_store
+from workflows.visibility import SEARCH_ATTRIBUTES
 
 OPENING = {
     "ACC-001": ("Alice", "1000.00"),
@@ -26,6 +27,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         test_server_existing_path=time_skipping_server(),
     )
+    await register_search_attributes(environment.client)
     try:
         yield environment
     finally:
@@ -42,6 +44,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=temporal_cli(),
+        search_attributes=SEARCH_ATTRIBUTES,
     )
     try:
         yield environment

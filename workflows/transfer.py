@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from activities import LedgerActivities, SettleInput, SettleResult, StepInput, StepResult
     from activities.ledger_activities import AccountId, Amount, Note
     from ledger import EXTERNAL_ACCOUNT, PostingKind, Receipt, SameAccount
+    from workflows import visibility
     from workflows.saga import CompensationError, Saga
 
 WORKFLOW_NAME = "TransferWorkflow"
@@ -226,6 +227,47 @@ class TransferResult(BaseModel):
 _CANCELLED = StepError(type="Cancelled", message="Transfer was cancelled")
 
 
+class _TransferMetrics:
+    """The transfer's own metrics, on the SDK's meter (not recorded during replay)."""
+
+    def __init__(self) -> None:
+        meter = workflow.metric_meter()
+        self._counters = {
+            status: meter.create_counter(f"transfer_{status.value}", f"Transfers {status.value}")
+            for status in (
+                TransferStatus.RUNNING,
+                TransferStatus.COMPLETED,
+                TransferStatus.COMPENSATED,
+                TransferStatus.NEEDS_ATTENTION,
+                TransferStatus.CANCELLED,
+                TransferStatus.RESOLVED,
+            )
+        }
+        self._duration = meter.create_histogram_timedelta(
+            "transfer_duration", "From start to the final status", "ms"
+        )
+        self._compensation_duration = meter.create_histogram_timedelta(
+            "transfer_compensation_duration", "From the first compensation to the end", "ms"
+        )
+        self._amount_moved = meter.create_counter(
+            "transfer_amount_moved", "Money moved by completed transfers", "cents"
+        )
+        self._compensating_since: datetime | None = None
+
+    def record(self, status: TransferStatus, request: TransferRequest) -> None:
+        now = workflow.now()
+        if status in self._counters:
+            self._counters[status].add(1)
+        if status == TransferStatus.COMPENSATING and self._compensating_since is None:
+            self._compensating_since = now
+        if status in FINAL_STATUSES:
+            self._duration.record(now - workflow.info().start_time)
+            if self._compensating_since is not None:
+                self._compensation_duration.record(now - self._compensating_since)
+        if status == TransferStatus.COMPLETED:
+            self._amount_moved.add(int(request.amount * 100))
+
+
 @dataclass
 class _PendingAction:
     """An operator's update, handed from its handler to the main loop."""
@@ -259,6 +301,22 @@ class TransferWorkflow:
         # first one that fails and leave the rest pending.
         self._saga = Saga(continue_on_failure=False, catch=(ActivityError,))
         self._action: _PendingAction | None = None
+        self._metrics = _TransferMetrics()
+
+    def _set_status(self, status: TransferStatus) -> None:
+        """Change status everywhere it shows: state, search attribute, details, metrics."""
+        first = status == TransferStatus.RUNNING
+        self._state.status = status
+        workflow.upsert_search_attributes(
+            visibility.search_attribute_updates(self._state.request, status)
+            if first
+            else [visibility.TRANSFER_STATUS.value_set(status.value)]
+        )
+        self._metrics.record(status, self._state.request)
+        self._refresh_details()
+
+    def _refresh_details(self) -> None:
+        workflow.set_current_details(visibility.current_details(self._state))
 
     @workflow.query(name="state")
     def state(self) -> TransferState:
@@ -286,7 +344,7 @@ class TransferWorkflow:
     @workflow.run
     async def run(self, request: TransferRequest) -> TransferResult:
         """Move `request.amount` from source to destination, exactly once or not at all."""
-        self._state.status = TransferStatus.RUNNING
+        self._set_status(TransferStatus.RUNNING)
         forward = asyncio.ensure_future(self._forward_steps(request))
         # Why the transfer stopped, when it was stopped from outside.
         stopped: StepError | None = None
@@ -322,7 +380,7 @@ class TransferWorkflow:
                 raise asyncio.CancelledError() from err
             raise self._final_failure(reason) from err
 
-        self._state.status = TransferStatus.COMPLETED
+        self._set_status(TransferStatus.COMPLETED)
         workflow.logger.info("Transfer completed")
         return TransferResult(
             transfer_id=self._state.transfer_id,
@@ -374,6 +432,11 @@ class TransferWorkflow:
         """Run one activity and keep its step state current: running, then done or failed."""
         state.status = StepStatus.RUNNING
         state.error = None
+        self._refresh_details()
+        if isinstance(arg, StepInput):
+            summary = visibility.step_summary(state.name, arg.account_id, arg.amount)
+        else:
+            summary = state.name
         try:
             result = await workflow.execute_activity(
                 activity,
@@ -381,17 +444,23 @@ class TransferWorkflow:
                 start_to_close_timeout=options.start_to_close,
                 schedule_to_close_timeout=options.schedule_to_close,
                 retry_policy=options.retry,
+                summary=summary,
             )
+        # No `finally` here: when a worker evicts a workflow it closes this
+        # coroutine (GeneratorExit), and workflow calls are not allowed then.
         except ActivityError as err:
             _record_failure(state, err)
+            self._refresh_details()
             raise
         except asyncio.CancelledError:
             state.status = StepStatus.FAILED
             state.error = _CANCELLED
+            self._refresh_details()
             raise
         state.status = StepStatus.COMPLETED
         state.result = result.receipt
         state.attempts = result.attempt
+        self._refresh_details()
         return result
 
     # -- compensation and operators -------------------------------------------
@@ -402,8 +471,8 @@ class TransferWorkflow:
         A compensation that fails for good parks the transfer in
         ``needs_attention`` until an operator retries or resolves it.
         """
-        self._state.status = TransferStatus.COMPENSATING
         self._state.error = reason
+        self._set_status(TransferStatus.COMPENSATING)
         for step in self._state.steps:
             if step.status == StepStatus.PENDING:
                 step.status = StepStatus.SKIPPED
@@ -411,9 +480,7 @@ class TransferWorkflow:
         await self._shielded(self._compensate_until_settled)
         if self._state.status == TransferStatus.COMPENSATING:
             cancelled = reason is _CANCELLED
-            self._state.status = (
-                TransferStatus.CANCELLED if cancelled else TransferStatus.COMPENSATED
-            )
+            self._set_status(TransferStatus.CANCELLED if cancelled else TransferStatus.COMPENSATED)
         # Let update callers receive their answers before the workflow closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
 
@@ -423,7 +490,7 @@ class TransferWorkflow:
             self._park(failure)
             action = await self._next_action()
             if action.action == "retry":
-                self._state.status = TransferStatus.COMPENSATING
+                self._set_status(TransferStatus.COMPENSATING)
                 failure = await self._try_compensate()
                 outcome = "compensations completed" if failure is None else _failures(failure)
                 self._log_action(action, outcome)
@@ -431,8 +498,8 @@ class TransferWorkflow:
                 assert isinstance(action.request, ResolveRequest)
                 if await self._settle(action.request):
                     self._log_action(action, "settled by hand")
-                    self._state.status = TransferStatus.RESOLVED
                     self._state.pending_compensations = []
+                    self._set_status(TransferStatus.RESOLVED)
                     failure = None
                 else:
                     self._log_action(action, f"settlement failed: {self._state.steps[-1].error}")
@@ -448,9 +515,9 @@ class TransferWorkflow:
         return None
 
     def _park(self, failure: CompensationError) -> None:
-        self._state.status = TransferStatus.NEEDS_ATTENTION
         self._state.compensation_errors = [_error_of(f.error) for f in failure.failures]
         self._state.pending_compensations = failure.pending
+        self._set_status(TransferStatus.NEEDS_ATTENTION)
         workflow.logger.warning(
             "Transfer needs attention: %s; pending %s", _failures(failure), failure.pending
         )

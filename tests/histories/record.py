@@ -31,6 +31,7 @@ from workflows.transfer import (
     TransferStatus,
     TransferWorkflow,
 )
+from workflows.visibility import SEARCH_ATTRIBUTES
 
 HERE = Path(__file__).parent
 Scenario = Callable[[Client, LedgerStore], Awaitable[WorkflowHandle[Any, Any]]]
@@ -153,7 +154,9 @@ SCENARIOS: list[Scenario] = [
 async def record(directory: Path = HERE) -> list[Path]:
     """Run every scenario and write `<scenario>.json`; return the files written."""
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter, dev_server_existing_path=temporal_cli()
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_cli(),
+        search_attributes=SEARCH_ATTRIBUTES,
     )
     written = []
     try:

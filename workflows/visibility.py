@@ -1,0 +1,105 @@
+"""What a transfer shows outside its payloads: search attributes, summaries, details, metrics.
+
+Search attributes are stored in plain text by Temporal's visibility store, so
+they hold only what filtering needs: status, the two account numbers and the
+amount. They are registered on the server by the embedded dev server and by
+`python starter.py setup`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
+
+if TYPE_CHECKING:
+    from workflows.transfer import StepState, TransferRequest, TransferState
+
+TRANSFER_STATUS = SearchAttributeKey.for_keyword("TransferStatus")
+SOURCE_ACCOUNT = SearchAttributeKey.for_keyword("SourceAccount")
+DESTINATION_ACCOUNT = SearchAttributeKey.for_keyword("DestinationAccount")
+TRANSFER_AMOUNT = SearchAttributeKey.for_float("TransferAmount")
+
+#: Every search attribute a transfer sets, for registration on a server.
+SEARCH_ATTRIBUTES: Sequence[SearchAttributeKey[Any]] = [
+    TRANSFER_STATUS,
+    SOURCE_ACCOUNT,
+    DESTINATION_ACCOUNT,
+    TRANSFER_AMOUNT,
+]
+
+
+def _pairs(request: TransferRequest, status: str) -> list[SearchAttributePair[Any]]:
+    return [
+        SearchAttributePair(TRANSFER_STATUS, status),
+        SearchAttributePair(SOURCE_ACCOUNT, request.source_account),
+        SearchAttributePair(DESTINATION_ACCOUNT, request.destination_account),
+        # A double is fine for filtering and sorting; money itself never is.
+        SearchAttributePair(TRANSFER_AMOUNT, float(request.amount)),
+    ]
+
+
+def search_attributes(request: TransferRequest, status: str) -> TypedSearchAttributes:
+    """All four attributes of a transfer, set by the client when it starts one."""
+    return TypedSearchAttributes(_pairs(request, status))
+
+
+def search_attribute_updates(
+    request: TransferRequest, status: str
+) -> list[SearchAttributeUpdate[Any]]:
+    """All four attributes as upserts, for the workflow's first status change.
+
+    The workflow sets them itself, so a transfer started without them (from
+    the plain `temporal` CLI, say) is searchable too.
+    """
+    return [pair.key.value_set(pair.value) for pair in _pairs(request, status)]
+
+
+def transfer_summary(request: TransferRequest) -> str:
+    """The workflow's static summary: `Transfer 150.00 ACC-001 -> ACC-002`."""
+    return (
+        f"Transfer {request.amount:.2f} {request.source_account} -> {request.destination_account}"
+    )
+
+
+def step_summary(step: str, account_id: str, amount: Decimal) -> str:
+    """An activity's summary: `debit ACC-001 150.00`."""
+    return f"{step} {account_id} {amount:.2f}"
+
+
+def current_details(state: TransferState) -> str:
+    """Markdown for the Web UI's current details: status, reason, and a table of the steps."""
+    lines = [f"**Status:** {state.status}", ""]
+    if state.error is not None:
+        lines += [f"**Reason:** {state.error.message} (`{state.error.type}`)", ""]
+    if state.pending_compensations:
+        lines += [
+            "**Waiting for an operator:** pending "
+            + ", ".join(state.pending_compensations)
+            + " (`starter.py retry` or `starter.py resolve`)",
+            "",
+        ]
+    lines += ["| Step | Status | Attempts | Detail |", "|---|---|---|---|"]
+    lines += [_step_row(step) for step in state.steps]
+    return "\n".join(lines)
+
+
+def _step_row(step: StepState) -> str:
+    if step.result is not None:
+        receipt = step.result
+        if receipt.kind == "void":
+            detail = "void: never applied, now never will"
+        else:
+            detail = f"{receipt.amount:.2f} {receipt.from_account} → {receipt.to_account}"
+    elif step.error is not None:
+        detail = f"{step.error.type}: {step.error.message}"
+    else:
+        detail = ""
+    return f"| {step.name} | {step.status} | {step.attempts or ''} | {detail.replace('|', '/')} |"
