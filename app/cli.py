@@ -15,21 +15,31 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from temporalio.client import (
+    Client,
     WorkflowExecutionStatus,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.exceptions import ApplicationError
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
-from app import render
+from app import fleet, render
 from app.config import Settings
-from app.temporal import ServerUnavailable, connect, server_client
+from app.temporal import (
+    ServerUnavailable,
+    connect,
+    metrics_runtime,
+    missing_search_attributes,
+    register_search_attributes,
+    server_client,
+)
 from app.transfers import (
     TransferIdConflict,
     TransferOutcome,
@@ -39,7 +49,14 @@ from app.transfers import (
     wait_outcome,
 )
 from app.worker import running_worker, wait_for_stop_signal
-from ledger import EXTERNAL_ACCOUNT, LedgerError, format_amount, open_store, parse_amount
+from ledger import (
+    EXTERNAL_ACCOUNT,
+    LedgerError,
+    LedgerStore,
+    format_amount,
+    open_store,
+    parse_amount,
+)
 from workflows.transfer import (
     DEFAULT_DEADLINE_SECONDS,
     FINAL_STATUSES,
@@ -91,29 +108,61 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         help="start the embedded Temporal dev server (state in .data/, Web UI on :8233) "
         "unless one already answers",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port (default: off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address the metrics endpoint binds to (default 127.0.0.1; 0.0.0.0 for all)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return _guard(lambda: _run_worker(Settings.from_env(), dev=args.dev))
-
-
-async def _run_worker(settings: Settings, *, dev: bool) -> int:
-    store = open_store(settings.ledger_url)
-    async with (
-        server_client(settings, dev=dev) as client,
-        running_worker(client, store, task_queue=settings.task_queue),
-    ):
-        print(
-            f"Worker running on task queue {settings.task_queue!r} at "
-            f"{client.service_client.config.target_host} (namespace {client.namespace}), "
-            f"ledger {store!r}. Web UI: {settings.ui_url}. Ctrl-C to stop.",
-            flush=True,
+    runtime, address = None, None
+    if args.metrics_port:
+        runtime = metrics_runtime(args.metrics_host, args.metrics_port)
+        address = f"{args.metrics_host}:{args.metrics_port}"
+    return _guard(
+        lambda: _run_worker(
+            Settings.from_env(), dev=args.dev, runtime=runtime, metrics_address=address
         )
-        sig = await wait_for_stop_signal()
-        print(f"Received {sig.name}; finishing in-flight work and stopping ...", flush=True)
+    )
+
+
+async def _run_worker(
+    settings: Settings, *, dev: bool, runtime: Runtime | None, metrics_address: str | None
+) -> int:
+    store = open_store(settings.ledger_url)
+    async with server_client(settings, dev=dev, runtime=runtime) as client:
+        missing = await missing_search_attributes(client)
+        if missing:
+            raise _Fail(
+                f"Search attributes {', '.join(missing)} are not registered on namespace "
+                f"{client.namespace}: run `python starter.py setup` once",
+                EXIT_UNAVAILABLE,
+            )
+        async with running_worker(client, store, task_queue=settings.task_queue):
+            if metrics_address:
+                print(f"Prometheus metrics on http://{metrics_address}/metrics", flush=True)
+            await _serve(client, store, settings)
     return EXIT_OK
+
+
+async def _serve(client: Client, store: LedgerStore, settings: Settings) -> None:
+    print(
+        f"Worker running on task queue {settings.task_queue!r} at "
+        f"{client.service_client.config.target_host} (namespace {client.namespace}), "
+        f"ledger {store!r}. Web UI: {settings.ui_url}. Ctrl-C to stop.",
+        flush=True,
+    )
+    sig = await wait_for_stop_signal()
+    print(f"Received {sig.name}; finishing in-flight work and stopping ...", flush=True)
 
 
 # -- starter --------------------------------------------------------------------
@@ -181,6 +230,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     resolve.add_argument("--json", action="store_true", help="print JSON")
 
+    listing = commands.add_parser("list", help="transfers, newest first, from visibility")
+    listing.add_argument("--status", choices=[s.value for s in TransferStatus])
+    listing.add_argument("--account", metavar="ID", help="as source or destination")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+
+    stats = commands.add_parser("stats", help="counts by status, compensation rate, durations")
+    stats.add_argument(
+        "--window", type=float, default=24, metavar="HOURS", help="for durations (default 24)"
+    )
+    stats.add_argument("--json", action="store_true", help="print JSON")
+
+    commands.add_parser(
+        "setup", help="register the search attributes on the namespace (once per cluster)"
+    )
+
     commands.add_parser("demo", help="run the self-contained demo")
     return parser
 
@@ -194,6 +259,9 @@ def starter_main(argv: Sequence[str] | None = None) -> int:
         "transfer": lambda: _transfer(settings, args),
         "status": lambda: _status(settings, args),
         "cancel": lambda: _cancel(settings, args),
+        "list": lambda: _list(args),
+        "stats": lambda: _stats(args),
+        "setup": _setup,
         "retry": lambda: _operate(settings, args, RetryRequest(note=args.note)),
         "resolve": lambda: _operate(
             settings, args, ResolveRequest(note=args.note, settle_to=args.settle_to)
@@ -387,6 +455,46 @@ def _not_found(transfer_id: str, err: RPCError) -> _Fail:
     if err.status == RPCStatusCode.NOT_FOUND:
         return _Fail(f"No transfer with id {transfer_id}", EXIT_USAGE)
     return _Fail(f"Temporal refused the call: {err.message}", EXIT_UNAVAILABLE)
+
+
+async def _setup() -> int:
+    client = await connect()
+    added, existing = await register_search_attributes(client)
+    if added:
+        print(f"Registered search attributes on {client.namespace}: {', '.join(added)}")
+    if existing:
+        print(f"Already registered on {client.namespace}: {', '.join(existing)}")
+    return EXIT_OK
+
+
+async def _list(args: argparse.Namespace) -> int:
+    client = await connect()
+    rows = await fleet.list_transfers(
+        client, status=args.status, account=args.account, limit=args.limit
+    )
+    if args.json:
+        print(json.dumps([_row_json(r) for r in rows], indent=2))
+    else:
+        print(render.transfer_table(rows))
+    return EXIT_OK
+
+
+def _row_json(row: fleet.TransferRow) -> dict[str, Any]:
+    data = asdict(row)
+    for key in ("started", "closed"):
+        data[key] = data[key].isoformat() if data[key] else None
+    data["amount"] = f"{row.amount:.2f}" if row.amount is not None else None
+    return data
+
+
+async def _stats(args: argparse.Namespace) -> int:
+    client = await connect()
+    stats = await fleet.transfer_stats(client, window=timedelta(hours=args.window))
+    if args.json:
+        print(json.dumps(stats.as_json(), indent=2))
+    else:
+        print(render.stats_text(stats))
+    return EXIT_OK
 
 
 async def _demo(settings: Settings) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from app.fleet import Stats, TransferRow
 from app.transfers import TransferOutcome
 from ledger import Account, AccountKind, Receipt
 from workflows.transfer import StepState, TransferState
@@ -82,3 +83,35 @@ def outcome_line(outcome: TransferOutcome) -> str:
         f"Transfer {outcome.transfer_id} {outcome.status}: {outcome.error_message}"
         f" [{outcome.error_type}]"
     )
+
+
+def transfer_table(rows: list[TransferRow]) -> str:
+    """The `list` command's table."""
+    if not rows:
+        return "No transfers match."
+    lines = [f"{'Transfer':<28} {'Status':<16} {'Amount':>12}  {'From':<12} {'To':<12} Started"]
+    for r in rows:
+        amount = f"{r.amount:,.2f}" if r.amount is not None else "?"
+        started = r.started.strftime("%Y-%m-%d %H:%M:%S") if r.started else ""
+        lines.append(
+            f"{r.transfer_id:<28} {r.status:<16} {amount:>12}  "
+            f"{r.source_account or '?':<12} {r.destination_account or '?':<12} {started}"
+        )
+    return "\n".join(lines)
+
+
+def stats_text(stats: Stats) -> str:
+    """The `stats` command's report."""
+    lines = [f"Transfers: {stats.total}"]
+    lines += [f"  {status:<16} {count:>8}" for status, count in stats.by_status.items() if count]
+    rate = "n/a" if stats.compensation_rate is None else f"{stats.compensation_rate:.1%}"
+    lines.append(f"Compensation rate: {rate} (of transfers with an outcome)")
+    window = f"last {stats.window_hours:g} h"
+    if stats.mean_seconds is None or stats.p95_seconds is None:
+        lines.append(f"Closed in the {window}: none")
+    else:
+        lines.append(
+            f"Closed in the {window}: {stats.closed_in_window}; duration mean "
+            f"{stats.mean_seconds:.3f} s, p95 {stats.p95_seconds:.3f} s"
+        )
+    return "\n".join(lines)

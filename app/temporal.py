@@ -19,6 +19,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
@@ -92,7 +93,9 @@ async def port_answers(host: str, port: int, *, within: float = 1.0) -> bool:
 
 
 @asynccontextmanager
-async def server_client(settings: Settings, *, dev: bool) -> AsyncIterator[Client]:
+async def server_client(
+    settings: Settings, *, dev: bool, runtime: Runtime | None = None
+) -> AsyncIterator[Client]:
     """A client for the configured server; with `dev`, start the embedded one if none answers.
 
     The embedded dev server keeps its state in ``<data dir>/temporal.db`` and
@@ -101,7 +104,7 @@ async def server_client(settings: Settings, *, dev: bool) -> AsyncIterator[Clien
     config = connect_config()
     host, _, port_text = str(config["target_host"]).rpartition(":")
     if not dev or await port_answers(host or "localhost", int(port_text or 7233)):
-        yield await connect()
+        yield await (connect(runtime=runtime) if runtime else connect())
         return
     if config["target_host"] != DEFAULT_ADDRESS:
         raise ServerUnavailable(
@@ -119,6 +122,7 @@ async def server_client(settings: Settings, *, dev: bool) -> AsyncIterator[Clien
         dev_server_existing_path=temporal_cli(),
         dev_server_database_filename=str(settings.data_dir / "temporal.db"),
         search_attributes=SEARCH_ATTRIBUTES,
+        runtime=runtime,
     )
     try:
         yield env.client
@@ -157,3 +161,24 @@ async def register_search_attributes(client: Client) -> tuple[list[str], list[st
             AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
         )
     return sorted(missing), sorted(set(wanted) - set(missing))
+
+
+def metrics_runtime(host: str, port: int) -> Runtime:
+    """An SDK runtime that serves Prometheus metrics (the SDK's and ours) on host:port."""
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=f"{host}:{port}", durations_as_seconds=True)
+        )
+    )
+
+
+async def missing_search_attributes(client: Client) -> list[str] | None:
+    """The transfer's search attributes the namespace lacks; None if the server cannot say."""
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+    except RPCError:
+        return None
+    known = set(existing.custom_attributes) | set(existing.system_attributes)
+    return [key.name for key in SEARCH_ATTRIBUTES if key.name not in known]
