@@ -1,0 +1,260 @@
+"""What people see outside the payloads: attributes, summaries, list, stats, metrics.
+
+Search attributes, static and activity summaries, current details, the `list`,
+`stats` and `setup` commands, and the worker's Prometheus metrics.
+"""
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import urllib.request
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from app.temporal import temporal_cli
+from app.transfers import start_transfer
+from ledger import LedgerStore, open_store
+from tests.conftest import OPENING
+from tests.workflows.conftest import transfer_worker
+from tests.workflows.helpers import request
+from workflows import visibility
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+async def fresh_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server of this module's own, so visibility counts are exactly ours."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_cli(),
+        search_attributes=visibility.SEARCH_ATTRIBUTES,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> LedgerStore:
+    store = open_store(str(tmp_path_factory.mktemp("obs") / "ledger.db"))
+    for account_id, (owner, balance) in OPENING.items():
+        store.open_account(account_id, owner, Decimal(balance))
+    return store
+
+
+@pytest.fixture(scope="module")
+async def two_transfers(fresh_env: WorkflowEnvironment, ledger: LedgerStore) -> dict[str, str]:
+    """One completed (obs-ok) and one compensated (obs-undone) transfer on `fresh_env`."""
+    client = fresh_env.client
+    async with transfer_worker(client, ledger) as tq:
+        ok, _ = await start_transfer(
+            client, request("ACC-001", "ACC-002", "150"), transfer_id="obs-ok", task_queue=tq
+        )
+        await ok.result()
+        undone, _ = await start_transfer(
+            client, request("ACC-003", "ACC-404", "20"), transfer_id="obs-undone", task_queue=tq
+        )
+        with pytest.raises(WorkflowFailureError):
+            await undone.result()
+        # Queries of closed workflows need a worker: read the details now.
+        details = {
+            h.id: (
+                await h.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+            ).current_details
+            for h in (ok, undone)
+        }
+    await wait_visible(
+        client, "WorkflowType = 'TransferWorkflow' AND ExecutionStatus != 'Running'", 2
+    )
+    return details
+
+
+async def wait_visible(client: Client, query: str, count: int) -> None:
+    """Visibility is eventually consistent: wait until `count` workflows match."""
+    for _ in range(100):
+        if (await client.count_workflows(query)).count >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"visibility never showed {count} for {query}")
+
+
+def cli_env(address: str, tmp: Path) -> dict[str, str]:
+    return os.environ | {
+        "TEMPORAL_ADDRESS": address,
+        "TRANSFER_DATA_DIR": str(tmp),
+        "LEDGER_URL": f"sqlite:///{tmp / 'ledger.db'}",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+async def cli(env: dict[str, str], *args: str, script: str = "starter.py") -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / script), *args, env=env, cwd=env["TRANSFER_DATA_DIR"],
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_search_attributes_summaries_and_details_describe_each_transfer(
+    fresh_env: WorkflowEnvironment, two_transfers: dict[str, str]
+) -> None:
+    """Status, accounts and amount are searchable; summaries and details read without payloads."""
+    client = fresh_env.client
+    described = await client.get_workflow_handle("obs-ok").describe()
+    attributes = described.typed_search_attributes
+    assert ("completed", "ACC-001", "ACC-002", 150.0) == (
+        attributes.get(visibility.TRANSFER_STATUS),
+        attributes.get(visibility.SOURCE_ACCOUNT),
+        attributes.get(visibility.DESTINATION_ACCOUNT),
+        attributes.get(visibility.TRANSFER_AMOUNT),
+    )
+    assert "Transfer 150.00 ACC-001 -> ACC-002" == await described.static_summary()
+    undone = await client.get_workflow_handle("obs-undone").describe()
+    assert "compensated" == undone.typed_search_attributes.get(visibility.TRANSFER_STATUS)
+
+    summaries = []
+    async for event in client.get_workflow_handle("obs-undone").fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            [summary] = await client.data_converter.decode([event.user_metadata.summary])
+            summaries.append(summary)
+    assert [
+        "debit ACC-003 20.00",
+        "credit ACC-404 20.00",
+        "reverse_credit ACC-404 20.00",
+        "reverse_debit ACC-003 20.00",
+    ] == summaries
+
+    assert "**Status:** completed" in two_transfers["obs-ok"]
+    assert "| debit | completed | 1 | 150.00 ACC-001 → CLEARING |" in two_transfers["obs-ok"]
+    assert "**Reason:** Account not found: ACC-404" in two_transfers["obs-undone"]
+    assert (
+        "| credit | failed | 1 | AccountNotFound: Account not found: ACC-404 |"
+        in (two_transfers["obs-undone"])
+    )
+
+
+async def test_list_filters_by_status_and_account(
+    fresh_env: WorkflowEnvironment, two_transfers: dict[str, str], tmp_path: Path
+) -> None:
+    """`list --status` and `list --account` run visibility queries on the attributes."""
+    env = cli_env(fresh_env.client.service_client.config.target_host, tmp_path)
+    code, out, err = await cli(env, "list", "--status", "compensated", "--json")
+    assert 0 == code, err
+    assert [("obs-undone", "compensated", "20.00")] == [
+        (r["transfer_id"], r["status"], r["amount"]) for r in json.loads(out)
+    ]
+    code, out, _ = await cli(env, "list", "--account", "ACC-002", "--json")
+    assert ["obs-ok"] == [r["transfer_id"] for r in json.loads(out)]
+    code, out, _ = await cli(env, "list")
+    assert "obs-ok" in out
+    assert "obs-undone" in out
+    code, _, err = await cli(env, "list", "--account", "x' OR '1'='1")
+    assert 2 == code
+    assert "Invalid account number" in err
+
+
+async def test_stats_counts_by_status_and_reports_durations(
+    fresh_env: WorkflowEnvironment, two_transfers: dict[str, str], tmp_path: Path
+) -> None:
+    """One completed, one compensated: a 50% compensation rate and two closed durations."""
+    env = cli_env(fresh_env.client.service_client.config.target_host, tmp_path)
+    code, out, err = await cli(env, "stats", "--json")
+    assert 0 == code, err
+    stats = json.loads(out)
+    assert 2 == stats["total"]
+    assert {"completed": 1, "compensated": 1} == {k: v for k, v in stats["by_status"].items() if v}
+    assert 0.5 == stats["compensation_rate"]
+    assert 2 == stats["closed_in_window"]
+    assert 0 < stats["mean_seconds"] <= stats["p95_seconds"] < 60
+    code, out, _ = await cli(env, "stats")
+    assert "Compensation rate: 50.0%" in out
+
+
+async def test_setup_registers_search_attributes_and_the_worker_insists_on_them(
+    tmp_path: Path,
+) -> None:
+    """On a bare server the worker refuses to start; `setup` registers; a second `setup` says so."""
+    bare = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli())
+    try:
+        env = cli_env(bare.client.service_client.config.target_host, tmp_path)
+        code, _, err = await cli(env, script="worker.py")
+        assert 3 == code
+        assert "are not registered" in err
+        assert "python starter.py setup" in err
+        code, out, err = await cli(env, "setup")
+        assert 0 == code, err
+        assert "Registered search attributes on default: DestinationAccount, SourceAccount" in out
+        code, out, _ = await cli(env, "setup")
+        assert "Already registered on default: DestinationAccount" in out
+    finally:
+        await bare.shutdown()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_worker_serves_sdk_and_transfer_metrics(
+    fresh_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """`worker.py --metrics-port` serves Prometheus text: the SDK's and the transfer's metrics."""
+    env = cli_env(fresh_env.client.service_client.config.target_host, tmp_path)
+    env["TEMPORAL_TASK_QUEUE"] = "metrics-test"
+    store = open_store(env["LEDGER_URL"])
+    for account_id, (owner, balance) in OPENING.items():
+        store.open_account(account_id, owner, Decimal(balance))
+    port = free_port()
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "worker.py"), "--metrics-port", str(port),
+        env=env, cwd=str(tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert worker.stdout is not None
+        while b"Worker running" not in (
+            line := await asyncio.wait_for(worker.stdout.readline(), 60)
+        ):
+            assert line, "worker exited early"
+        client = fresh_env.client
+        handle, _ = await start_transfer(
+            client, request("ACC-001", "ACC-002", "12.34"), transfer_id="metrics-1",
+            task_queue="metrics-test",
+        )  # fmt: skip
+        await handle.result()
+        text = ""
+        for _ in range(50):
+            text = await asyncio.to_thread(
+                lambda: (
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+                    .read()
+                    .decode()
+                )
+            )
+            if "transfer_completed" in text:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        worker.terminate()
+        await worker.wait()
+    samples = {
+        line.split(" ")[0].split("{")[0]: line
+        for line in text.splitlines()
+        if not line.startswith("#")
+    }
+    for name in ("transfer_running", "transfer_completed", "transfer_amount_moved"):
+        assert name in samples, name
+    assert "1234" == samples["transfer_amount_moved"].rsplit(" ", 1)[1]
+    assert any(name.startswith("transfer_duration") for name in samples)
+    assert any(name.startswith("temporal_") for name in samples), "SDK metrics missing"
