@@ -219,7 +219,8 @@ async def test_worker_serves_sdk_and_transfer_metrics(
     port = free_port()
     worker = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "worker.py"), "--metrics-port", str(port),
-        env=env, cwd=str(tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env=env, cwd=str(tmp_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     try:
         assert worker.stdout is not None
