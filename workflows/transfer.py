@@ -351,7 +351,9 @@ class TransferWorkflow:
         try:
             try:
                 await workflow.wait_condition(
-                    forward.done, timeout=timedelta(seconds=request.deadline_seconds)
+                    forward.done,
+                    timeout=timedelta(seconds=request.deadline_seconds),
+                    timeout_summary=f"deadline {request.deadline_seconds}s",
                 )
             except TimeoutError:
                 stopped = StepError(

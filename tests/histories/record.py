@@ -9,6 +9,7 @@ change to the workflow's commands, and only together with `workflow.patched`
 
 import asyncio
 import contextlib
+import json
 import tempfile
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -141,6 +142,17 @@ async def needs_attention_resolved(client: Client, store: LedgerStore) -> Workfl
         return await _finish(handle)
 
 
+def _scrubbed(node: Any) -> Any:
+    """The history without stack traces: they name files on the recording machine,
+    and replay never reads them.
+    """
+    if isinstance(node, dict):
+        return {k: ("" if k == "stackTrace" else _scrubbed(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_scrubbed(v) for v in node]
+    return node
+
+
 SCENARIOS: list[Scenario] = [
     completed,
     insufficient_funds,
@@ -172,7 +184,7 @@ async def record(directory: Path = HERE) -> list[Path]:
                 handle = await scenario(env.client, store)
                 history = await handle.fetch_history()
                 path = directory / f"{scenario.__name__}.json"
-                path.write_text(history.to_json() + "\n")
+                path.write_text(json.dumps(_scrubbed(json.loads(history.to_json())), indent=2))
                 written.append(path)
                 print(f"recorded {path.name}: {len(history.events)} events")
     finally:
