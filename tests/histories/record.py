@@ -143,8 +143,9 @@ async def needs_attention_resolved(client: Client, store: LedgerStore) -> Workfl
 
 
 def _scrubbed(node: Any) -> Any:
-    """The history without stack traces: they name files on the recording machine,
-    and replay never reads them.
+    """The history without stack traces.
+
+    They name files on the recording machine, and replay never reads them.
     """
     if isinstance(node, dict):
         return {k: ("" if k == "stackTrace" else _scrubbed(v)) for k, v in node.items()}
