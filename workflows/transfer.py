@@ -244,10 +244,10 @@ class _TransferMetrics:
             )
         }
         self._duration = meter.create_histogram_timedelta(
-            "transfer_duration", "From start to the final status", "ms"
+            "transfer_duration", "From start to the final status"
         )
         self._compensation_duration = meter.create_histogram_timedelta(
-            "transfer_compensation_duration", "From the first compensation to the end", "ms"
+            "transfer_compensation_duration", "From the first compensation to the end"
         )
         self._amount_moved = meter.create_counter(
             "transfer_amount_moved", "Money moved by completed transfers", "cents"
