@@ -232,16 +232,20 @@ class _TransferMetrics:
 
     def __init__(self) -> None:
         meter = workflow.metric_meter()
-        self._counters = {
-            status: meter.create_counter(f"transfer_{status.value}", f"Transfers {status.value}")
+        # Entering `running` is a transfer starting; the rest are outcomes.
+        names = {TransferStatus.RUNNING: "started"} | {
+            status: status.value
             for status in (
-                TransferStatus.RUNNING,
                 TransferStatus.COMPLETED,
                 TransferStatus.COMPENSATED,
                 TransferStatus.NEEDS_ATTENTION,
                 TransferStatus.CANCELLED,
                 TransferStatus.RESOLVED,
             )
+        }
+        self._counters = {
+            status: meter.create_counter(f"transfer_{name}", f"Transfers {name}")
+            for status, name in names.items()
         }
         self._duration = meter.create_histogram_timedelta(
             "transfer_duration", "From start to the final status"

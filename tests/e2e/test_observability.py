@@ -254,7 +254,7 @@ async def test_worker_serves_sdk_and_transfer_metrics(
         for line in text.splitlines()
         if not line.startswith("#")
     }
-    for name in ("transfer_running", "transfer_completed", "transfer_amount_moved"):
+    for name in ("transfer_started", "transfer_completed", "transfer_amount_moved"):
         assert name in samples, name
     assert "1234" == samples["transfer_amount_moved"].rsplit(" ", 1)[1]
     assert any(name.startswith("transfer_duration") for name in samples)
