@@ -76,7 +76,8 @@ def open_store(url: str = DEFAULT_LEDGER_URL) -> LedgerStore:
     """Open the store a URL names, creating its schema if needed.
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or a bare
-    file path select SQLite.
+    file path select SQLite; ``postgresql://user@host:port/db[?schema=name]``
+    selects PostgreSQL.
 
     Raises:
         ValueError: The URL names a store this build does not have.
@@ -91,6 +92,13 @@ def open_store(url: str = DEFAULT_LEDGER_URL) -> LedgerStore:
         if not path:
             raise ValueError(f"LEDGER_URL has no file path: {url!r}")
         return SqliteLedgerStore(Path(path))
+    if parsed.scheme in ("postgresql", "postgres"):
+        from ledger.postgres import PostgresLedgerStore
+
+        return PostgresLedgerStore(url)
     if parsed.scheme == "" and url:
         return SqliteLedgerStore(Path(url))
-    raise ValueError(f"Unsupported LEDGER_URL scheme {parsed.scheme!r}: use sqlite:///path.db")
+    raise ValueError(
+        f"Unsupported LEDGER_URL scheme {parsed.scheme!r}: "
+        "use sqlite:///path.db or postgresql://host/db"
+    )

@@ -1,9 +1,12 @@
 """Shared fixtures: a time-skipping Temporal environment and fresh ledgers."""
 
+import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -11,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from app.temporal import register_search_attributes, temporal_cli, time_skipping_server
 from ledger import LedgerStore, open_store
+from ledger.postgres import PostgresLedgerStore
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 OPENING = {
@@ -18,6 +22,28 @@ OPENING = {
     "ACC-002": ("Bob", "500.00"),
     "ACC-003": ("Charlie", "750.00"),
 }
+
+
+#: Where the PostgreSQL tests connect (trust auth on these machines and in CI).
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test server's URL; skip (or, with REQUIRE_POSTGRES=1 as in CI, fail) if unreachable."""
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
+    except psycopg.OperationalError as err:
+        reason = f"PostgreSQL unreachable at {POSTGRES_URL}: {err}".strip()
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{reason} (REQUIRE_POSTGRES=1)")
+        pytest.skip(reason)
+    return POSTGRES_URL
+
+
+def postgres_schema_url(base: str) -> str:
+    """A URL for a schema of its own, so every test starts from an empty ledger."""
+    return f"{base}?schema=t_{uuid.uuid4().hex[:16]}"
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +91,22 @@ def store(tmp_path: Path) -> Iterator[LedgerStore]:
     for account_id, (owner, balance) in OPENING.items():
         ledger.open_account(account_id, owner, Decimal(balance))
     yield ledger
+    ledger.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerStore]:
+    """Alice, Bob and Charlie in a fresh ledger of each kind: SQLite, then PostgreSQL."""
+    if request.param == "postgres":
+        url = postgres_schema_url(request.getfixturevalue("postgres_url"))
+    else:
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = open_store(url)
+    for account_id, (owner, balance) in OPENING.items():
+        ledger.open_account(account_id, owner, Decimal(balance))
+    yield ledger
+    if isinstance(ledger, PostgresLedgerStore):
+        ledger.drop_schema()
     ledger.close()
 
 

@@ -26,22 +26,29 @@ from ledger import (
     StepVoided,
     open_store,
 )
-from tests.conftest import OPENING, balances, opening_balances
+from ledger.postgres import PostgresLedgerStore
+from tests.conftest import OPENING, balances, opening_balances, postgres_schema_url
 
 StoreFactory = Callable[[], LedgerStore]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    """A factory for stores of one kind, all on the same database."""
+    """A factory for stores of one kind, all on the same (fresh) database."""
+    if request.param == "postgres":
+        url = postgres_schema_url(request.getfixturevalue("postgres_url"))
+    else:
+        url = f"sqlite:///{tmp_path / 'contract.db'}"
     opened: list[LedgerStore] = []
 
     def make() -> LedgerStore:
-        store = open_store(f"sqlite:///{tmp_path / 'contract.db'}")
+        store = open_store(url)
         opened.append(store)
         return store
 
     yield make
+    if isinstance(opened[0] if opened else None, PostgresLedgerStore):
+        opened[0].drop_schema()  # type: ignore[attr-defined]
     for store in opened:
         store.close()
 

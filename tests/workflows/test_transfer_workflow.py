@@ -27,9 +27,10 @@ from workflows.transfer import (
 
 
 async def test_transfer_completes_and_moves_the_money_once(
-    client: Client, store: LedgerStore
+    client: Client, any_store: LedgerStore
 ) -> None:
     """Alice -> Bob 150: one debit, one credit, clearing back to zero, state completed."""
+    store = any_store
     transfer_id = new_id()
     async with transfer_worker(client, store) as tq:
         result, state = await run(client, tq, request("ACC-001", "ACC-002", "150.00"), transfer_id)
@@ -84,9 +85,10 @@ async def test_insufficient_funds_fails_with_the_business_reason_and_moves_nothi
     [("ACC-999", "AccountNotFound"), ("ACC-CLOSED", "AccountClosed")],
 )
 async def test_credit_failure_is_compensated_and_balances_restored(
-    client: Client, store: LedgerStore, destination: str, error_type: str
+    client: Client, any_store: LedgerStore, destination: str, error_type: str
 ) -> None:
     """The debit succeeds, the credit is refused: the debit is refunded, the credit voided."""
+    store = any_store
     store.open_account("ACC-CLOSED", "Gone")
     store.close_account("ACC-CLOSED")
     transfer_id = new_id()
@@ -243,9 +245,10 @@ async def test_reusing_an_id_for_a_different_transfer_is_refused(
 
 
 async def test_many_concurrent_transfers_stay_independent(
-    dev_env: WorkflowEnvironment, store: LedgerStore
+    dev_env: WorkflowEnvironment, any_store: LedgerStore
 ) -> None:
     """40 transfers at once on a dev server, some doomed: each ends right; the ledger balances."""
+    store = any_store
     # Not on the time-skipping server: under this much concurrency it was
     # seen to leave scheduled activity tasks undispatched.
     client = dev_env.client

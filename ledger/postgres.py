@@ -1,0 +1,150 @@
+"""The production store: PostgreSQL through psycopg 3 and a connection pool.
+
+The ledger rules are the same SQL as SQLite's (`ledger/sql.py`); this class
+supplies pooled connections, row locks (``SELECT ... FOR UPDATE``) and the
+mapping of PostgreSQL's transient errors to the retryable `LedgerUnavailable`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ledger.errors import LedgerSchemaMismatch, LedgerUnavailable
+from ledger.sql import Connection, SqlLedgerStore
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_schema (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (
+    id          TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('customer', 'clearing', 'external')),
+    balance     BIGINT NOT NULL DEFAULT 0,
+    status      TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'frozen', 'closed')),
+    created_at  TIMESTAMPTZ NOT NULL,
+    CHECK (kind <> 'customer' OR balance >= 0)
+);
+CREATE TABLE IF NOT EXISTS postings (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key           TEXT NOT NULL UNIQUE,
+    kind          TEXT NOT NULL
+                  CHECK (kind IN ('opening', 'debit', 'credit', 'reversal', 'manual')),
+    amount        BIGINT NOT NULL CHECK (amount > 0),
+    from_account  TEXT NOT NULL REFERENCES accounts (id),
+    to_account    TEXT NOT NULL REFERENCES accounts (id),
+    reverses      TEXT UNIQUE,
+    posted_at     TIMESTAMPTZ NOT NULL,
+    memo          TEXT,
+    CHECK (from_account <> to_account)
+);
+CREATE TABLE IF NOT EXISTS voids (
+    key           TEXT PRIMARY KEY,
+    reversal_key  TEXT NOT NULL UNIQUE,
+    posted_at     TIMESTAMPTZ NOT NULL
+);
+"""
+
+#: Errors after which the same call may well succeed: a lost connection, a
+#: deadlock or serialization failure, or two attempts of one key racing (the
+#: loser's retry then finds the winner's receipt).
+_TRANSIENT = (
+    psycopg.OperationalError,
+    pg_errors.SerializationFailure,
+    pg_errors.DeadlockDetected,
+    pg_errors.UniqueViolation,
+    pg_errors.LockNotAvailable,
+)
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """Take our own `schema` query parameter off a PostgreSQL URL."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+class PostgresLedgerStore(SqlLedgerStore):
+    """A ledger in PostgreSQL, shared safely by any number of workers on any hosts.
+
+    Args:
+        url: ``postgresql://user@host:port/db``; ``?schema=NAME`` keeps the
+            ledger in its own schema (created if missing).
+        min_size: Connections the pool keeps open.
+        max_size: Connections the pool may open; match the worker's activity
+            threads.
+    """
+
+    _lock_clause = " FOR UPDATE"
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16) -> None:
+        conninfo, schema = split_schema(url)
+        if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
+            raise ValueError(f"Invalid schema name {schema!r}: use lowercase letters, digits, _")
+        self.schema = schema
+        self._display = urlsplit(conninfo)._replace(netloc=urlsplit(conninfo).hostname or "")
+        kwargs = {"options": f"-c search_path={schema}"} if schema else {}
+        if schema:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        self._pool = ConnectionPool(
+            conninfo, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False
+        )
+        try:
+            self._pool.open(wait=True, timeout=10)
+        except PoolTimeout as err:
+            raise LedgerUnavailable(f"Cannot connect to PostgreSQL at {self}: {err}") from err
+        self._migrate()
+
+    def __repr__(self) -> str:
+        where = urlunsplit(self._display)
+        return f"PostgresLedgerStore({where!r}{f', schema={self.schema!r}' if self.schema else ''})"
+
+    def _migrate(self) -> None:
+        with self._pool.connection(timeout=10) as conn, conn.transaction():
+            # One migrator at a time when several workers start together.
+            conn.execute("SELECT pg_advisory_xact_lock(7411)")
+            conn.execute(SCHEMA)
+            row = conn.execute("SELECT version FROM ledger_schema").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO ledger_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+            elif row[0] != SCHEMA_VERSION:
+                raise LedgerSchemaMismatch(
+                    f"Ledger schema version {row[0]}, this build needs {SCHEMA_VERSION}"
+                )
+            self._ensure_system_accounts(conn)
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        try:
+            with self._pool.connection(timeout=10) as conn, conn.transaction():
+                yield conn
+        except PoolTimeout as err:
+            raise LedgerUnavailable(f"No PostgreSQL connection available: {err}") from err
+        except _TRANSIENT as err:
+            raise LedgerUnavailable(f"Ledger error: {type(err).__name__}: {err}") from err
+
+    def drop_schema(self) -> None:
+        """Remove this store's schema and everything in it (for tests)."""
+        if self.schema is None:
+            raise ValueError("refusing to drop: this store has no schema of its own")
+        with self._pool.connection() as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        self._pool.close()
