@@ -57,6 +57,7 @@ from ledger import (
     open_store,
     parse_amount,
 )
+from ledger.audit import audit, group_by_transfer
 from workflows.transfer import (
     DEFAULT_DEADLINE_SECONDS,
     FINAL_STATUSES,
@@ -246,6 +247,14 @@ def _parser() -> argparse.ArgumentParser:
         "setup", help="register the search attributes on the namespace (once per cluster)"
     )
 
+    auditing = commands.add_parser("audit", help="reconcile the ledger; exit 1 on any finding")
+    auditing.add_argument(
+        "--no-temporal",
+        action="store_true",
+        help="skip checking that transfers holding money in clearing are still running",
+    )
+    auditing.add_argument("--json", action="store_true", help="print JSON")
+
     commands.add_parser("demo", help="run the self-contained demo")
     return parser
 
@@ -262,6 +271,7 @@ def starter_main(argv: Sequence[str] | None = None) -> int:
         "list": lambda: _list(args),
         "stats": lambda: _stats(args),
         "setup": _setup,
+        "audit": lambda: _audit(settings, args),
         "retry": lambda: _operate(settings, args, RetryRequest(note=args.note)),
         "resolve": lambda: _operate(
             settings, args, ResolveRequest(note=args.note, settle_to=args.settle_to)
@@ -455,6 +465,37 @@ def _not_found(transfer_id: str, err: RPCError) -> _Fail:
     if err.status == RPCStatusCode.NOT_FOUND:
         return _Fail(f"No transfer with id {transfer_id}", EXIT_USAGE)
     return _Fail(f"Temporal refused the call: {err.message}", EXIT_UNAVAILABLE)
+
+
+async def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    store = open_store(settings.ledger_url)
+    report = audit(*store.snapshot())
+    checked_temporal = False
+    if not args.no_temporal:
+        in_flight = [
+            g.transfer_id
+            for g in group_by_transfer(store.receipts()).values()
+            if g.in_clearing != 0
+        ]
+        if in_flight:
+            client = await connect()
+            checked_temporal = True
+            for transfer_id in in_flight:
+                try:
+                    desc = await client.get_workflow_handle(transfer_id).describe()
+                    status = desc.status
+                except RPCError:
+                    status = None
+                if status != WorkflowExecutionStatus.RUNNING:
+                    report.findings.append(
+                        f"{transfer_id}: holds money in clearing but its workflow is "
+                        f"{status.name.lower() if status else 'missing'}"
+                    )
+    if args.json:
+        print(json.dumps(asdict(report) | {"ok": report.ok}, indent=2, default=str))
+    else:
+        print(render.audit_text(report, checked_temporal=checked_temporal))
+    return EXIT_OK if report.ok else EXIT_NOT_COMPLETED
 
 
 async def _setup() -> int:

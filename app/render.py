@@ -7,6 +7,7 @@ from decimal import Decimal
 from app.fleet import Stats, TransferRow
 from app.transfers import TransferOutcome
 from ledger import Account, AccountKind, Receipt
+from ledger.audit import AuditReport
 from workflows.transfer import StepState, TransferState
 
 
@@ -114,4 +115,23 @@ def stats_text(stats: Stats) -> str:
             f"Closed in the {window}: {stats.closed_in_window}; duration mean "
             f"{stats.mean_seconds:.3f} s, p95 {stats.p95_seconds:.3f} s"
         )
+    return "\n".join(lines)
+
+
+def audit_text(report: AuditReport, *, checked_temporal: bool) -> str:
+    """The `audit` command's report."""
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items())) or "none"
+    lines = [
+        f"Accounts: {report.accounts}; postings: {report.postings}; transfers: {report.transfers}",
+        f"Transfers by ledger outcome: {outcomes}",
+        f"Clearing: {report.clearing:,.2f}",
+        "In-flight transfers checked against Temporal: "
+        + ("yes" if checked_temporal else "no (none in flight, or --no-temporal)"),
+    ]
+    if report.ok:
+        lines.append("OK: the ledger sums to zero, no customer is negative, every transfer's")
+        lines.append("    postings are valid, and clearing matches the transfers in flight.")
+    else:
+        lines.append(f"{len(report.findings)} finding(s):")
+        lines += [f"  - {finding}" for finding in report.findings]
     return "\n".join(lines)

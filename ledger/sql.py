@@ -325,6 +325,16 @@ class SqlLedgerStore(abc.ABC):
                 reverses=original_key,
             )
 
+    def snapshot(self) -> tuple[list[Account], list[Receipt]]:
+        """Every account and every receipt, read in one transaction (for audits)."""
+        with self._transaction() as conn:
+            rows = self._exec(
+                conn, "SELECT id, owner, kind, balance, status FROM accounts ORDER BY kind, id"
+            ).fetchall()
+            accounts = [self._account(row) for row in rows]
+            receipts = self._receipts(conn)
+        return accounts, receipts
+
     def find_receipt(self, key: str) -> Receipt | None:
         """The receipt of a key (posting or void), or None."""
         with self._transaction() as conn:
@@ -333,15 +343,18 @@ class SqlLedgerStore(abc.ABC):
     def receipts(self) -> list[Receipt]:
         """Every posting and void, oldest first."""
         with self._transaction() as conn:
-            postings = self._exec(
-                conn, f"SELECT {_POSTING_COLUMNS} FROM postings ORDER BY id"
-            ).fetchall()
-            voids = self._exec(
-                conn, "SELECT reversal_key FROM voids ORDER BY posted_at, key"
-            ).fetchall()
-            found = [self._receipt(row) for row in postings] + [
-                r for (k,) in voids if (r := self._void_receipt(conn, k)) is not None
-            ]
+            return self._receipts(conn)
+
+    def _receipts(self, conn: Connection) -> list[Receipt]:
+        postings = self._exec(
+            conn, f"SELECT {_POSTING_COLUMNS} FROM postings ORDER BY id"
+        ).fetchall()
+        voids = self._exec(
+            conn, "SELECT reversal_key FROM voids ORDER BY posted_at, key"
+        ).fetchall()
+        found = [self._receipt(row) for row in postings] + [
+            r for (k,) in voids if (r := self._void_receipt(conn, k)) is not None
+        ]
         return sorted(found, key=lambda r: r.posted_at)  # stable: postings keep their id order
 
     # -- internals --------------------------------------------------------------

@@ -56,6 +56,10 @@ class LedgerStore(Protocol):
         """Undo the posting `original_key`, or void it if it never applied."""
         ...
 
+    def snapshot(self) -> tuple[list[Account], list[Receipt]]:
+        """Every account and every receipt, read in one transaction (for audits)."""
+        ...
+
     def find_receipt(self, key: str) -> Receipt | None:
         """The receipt of a key (posting or void), or None."""
         ...
