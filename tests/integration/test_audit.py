@@ -67,7 +67,8 @@ def test_a_credit_without_a_debit_is_found(ledger: LedgerStore) -> None:
 
 def test_clearing_money_no_transfer_accounts_for_is_found(ledger: LedgerStore) -> None:
     """Clearing must equal what the transfers in flight put there."""
-    tamper(ledger, "UPDATE accounts SET balance = balance + 300 WHERE id = ?", "CLEARING"  # cents)
+    # Balances are stored in cents: 300 is 3.00.
+    tamper(ledger, "UPDATE accounts SET balance = balance + 300 WHERE id = ?", "CLEARING")
     tamper(ledger, "UPDATE accounts SET balance = balance - 300 WHERE id = ?", "EXTERNAL")
     findings = audit(*ledger.snapshot()).findings
     assert "clearing holds 10.00 but transfers in flight account for 7.00" in findings
