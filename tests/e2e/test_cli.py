@@ -274,3 +274,21 @@ def test_demo_starts_the_embedded_dev_server_when_none_answers(cli_env: dict[str
     assert "Starting the embedded Temporal dev server" in result.stdout
     assert "Demo finished: every scenario ended as expected." in result.stdout
     assert (Path(cli_env["TRANSFER_DATA_DIR"]) / "temporal.db").is_file()
+
+
+def test_audit_passes_a_whole_ledger_and_names_money_no_workflow_owns(
+    server_env: dict[str, str],
+) -> None:
+    """`audit` exits 0 on a clean ledger; a debit with no workflow behind it is a finding."""
+    open_seed_accounts(server_env)
+    clean = run_cli(server_env, "audit")
+    assert 0 == clean.returncode, clean.stdout + clean.stderr
+    assert "OK: the ledger sums to zero" in clean.stdout
+
+    open_store(server_env["LEDGER_URL"]).debit("ghost-1/debit", "ACC-001", Decimal("5"))
+    offline = run_cli(server_env, "audit", "--no-temporal", "--json")
+    assert 0 == offline.returncode  # the ledger alone is consistent: money in flight
+    assert {"in_flight": 1} == json.loads(offline.stdout)["outcomes"]
+    found = run_cli(server_env, "audit")
+    assert 1 == found.returncode
+    assert "ghost-1: holds money in clearing but its workflow is missing" in found.stdout
