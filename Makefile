@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format worker histories clean
+.PHONY: install demo test lint format worker histories soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ lint: install  ## ruff (lint + format check) and mypy --strict
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+soak: install  ## the bank soak test: make soak SOAK_ARGS="--transfers 2000 --seed 7 --ledger-url ..."
+	$(BIN)/python -m tests.soak.bank $(SOAK_ARGS)
 
 histories: install  ## re-record tests/histories/*.json on a fresh dev server (see README)
 	$(BIN)/python -m tests.histories.record

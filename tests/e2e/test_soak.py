@@ -1,0 +1,28 @@
+"""The bank soak test, bounded: a few hundred transfers under faults, in CI on both stores."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import postgres_schema_url
+from tests.soak.bank import SoakConfig, run_soak
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize(("kind", "transfers"), [("sqlite", 200), ("postgres", 120)])
+async def test_bank_soak_keeps_every_invariant_under_faults(
+    kind: str, transfers: int, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Random transfers, killed workers, failing ledger calls, a server restart: no violation."""
+    config = SoakConfig(transfers=transfers, clients=6)
+    if kind == "postgres":
+        config.ledger_url = postgres_schema_url(request.getfixturevalue("postgres_url"))
+    report = await run_soak(config, tmp_path)
+    print(report.text())
+    assert [] == report.violations, f"replay with: make soak SOAK_ARGS='--seed {report.seed}'"
+    assert transfers == report.transfers
+    assert report.faults.get("worker SIGKILLs", 0) >= 1
+    assert 1 == report.faults.get("server restarts", 0)
+    assert report.outcomes.get("completed", 0) > 0
+    assert report.outcomes.get("compensated", 0) > 0

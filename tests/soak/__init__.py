@@ -1,0 +1,1 @@
+"""The bank soak test: concurrent transfers under injected faults, checked by invariants."""

@@ -1,0 +1,441 @@
+"""The bank soak test: `make soak`, and a bounded run in `make test`.
+
+Like Jepsen's bank workload: K accounts with known opening balances, C
+clients starting random transfers (some too large, some to a missing account,
+some cancelled mid-flight) while a reader snapshots every balance, and faults
+injected all along from a printed seed: workers SIGKILLed and replaced, ledger
+calls failing before and after their commit or stalling past their timeout,
+the Temporal server restarted. At the end every transfer's outcome is checked
+against the ledger, the audit must be clean, and the final balances must equal
+the ones rebuilt from the outcomes alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+
+from app.temporal import register_search_attributes, temporal_cli
+from app.transfers import TransferOutcome, start_transfer, wait_outcome
+from ledger import AccountKind, LedgerStore, open_store
+from ledger.audit import audit, group_by_transfer
+from workflows.transfer import TransferRequest, TransferStatus, TransferWorkflow
+
+ROOT = Path(__file__).resolve().parents[2]
+OPENING = Decimal("1000.00")
+TASK_QUEUE = "soak"
+
+
+@dataclass
+class SoakConfig:
+    """How big and how hostile a run is."""
+
+    transfers: int = 200
+    clients: int = 6
+    accounts: int = 8
+    seed: int = field(default_factory=lambda: random.randrange(1_000_000))
+    duration: float | None = None  # stop starting transfers after this many seconds
+    ledger_url: str | None = None
+    workers: int = 2
+    fault_rate: float = 0.04  # per ledger write, for each of: before commit, after commit
+    kill_every: tuple[float, float] = (2.0, 6.0)
+    restart_server: bool = True
+    deadline_seconds: int = 90
+    settle_timeout: float = 240
+
+
+@dataclass
+class SoakReport:
+    """What happened and whether every invariant held."""
+
+    seed: int
+    transfers: int
+    seconds: float
+    outcomes: dict[str, int]
+    faults: dict[str, int]
+    snapshots: int
+    checks: int
+    violations: list[str]
+
+    @property
+    def ok(self) -> bool:
+        """No invariant was violated."""
+        return not self.violations
+
+    def text(self) -> str:
+        """The final report, for people."""
+        lines = [
+            f"Soak seed {self.seed}: {self.transfers} transfers in {self.seconds:.0f} s",
+            "  outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())),
+            "  faults:   " + ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())),
+            f"  checks:   {self.checks} ({self.snapshots} balance snapshots)",
+            f"  violations: {len(self.violations)}",
+        ]
+        lines += [f"    - {v}" for v in self.violations[:50]]
+        return "\n".join(lines)
+
+
+@dataclass
+class _Planned:
+    transfer_id: str
+    request: TransferRequest
+    cancel_after: float | None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Run:
+    """One soak run's processes, clients and bookkeeping."""
+
+    def __init__(self, config: SoakConfig, workdir: Path) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.rng = random.Random(config.seed)
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.ledger_url = config.ledger_url or f"sqlite:///{workdir / 'ledger.db'}"
+        self.server: asyncio.subprocess.Process | None = None
+        self.workers: list[asyncio.subprocess.Process] = []
+        self.faults: Counter[str] = Counter()
+        self.violations: list[str] = []
+        self.snapshots = 0
+        self.checks = 0
+        self.started = 0
+        self.settled = 0
+        self.worker_logs = 0
+
+    # -- processes ------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        return os.environ | {
+            "TEMPORAL_ADDRESS": self.address,
+            "LEDGER_URL": self.ledger_url,
+            "TEMPORAL_TASK_QUEUE": TASK_QUEUE,
+            "TRANSFER_DATA_DIR": str(self.workdir),
+            "PYTHONPATH": str(ROOT),
+            "SOAK_SEED": str(self.config.seed),
+            "SOAK_FAULT_RATE": str(self.config.fault_rate),
+        }
+
+    async def _spawn(self, args: list[str], log: Path, ready: str) -> asyncio.subprocess.Process:
+        with log.open("w") as out:
+            child = await asyncio.create_subprocess_exec(
+                *args, env=self._env(), cwd=self.workdir, stdout=out, stderr=out
+            )
+        for _ in range(600):
+            if ready in log.read_text():
+                return child
+            if child.returncode is not None:
+                raise RuntimeError(f"{args[0]} exited early: {log.read_text()[-1500:]}")
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"{args[0]} never became ready")
+
+    async def start_server(self) -> None:
+        args = ["server", "start-dev", "--headless", "--port", str(self.port)]
+        args += ["--db-filename", str(self.workdir / "temporal.db"), "--log-level", "error"]
+        self.server = await self._spawn(
+            [temporal_cli(), *args],
+            self.workdir / f"server-{self.faults['server restarts']}.log",
+            "Server:",
+        )
+
+    async def stop_server(self) -> None:
+        if self.server is not None and self.server.returncode is None:
+            self.server.terminate()
+            await self.server.wait()
+
+    async def start_worker(self) -> None:
+        self.worker_logs += 1
+        worker = await self._spawn(
+            [sys.executable, "-m", "tests.soak.chaos_worker"],
+            self.workdir / f"worker-{self.worker_logs}.log",
+            "Worker running",
+        )
+        self.workers.append(worker)
+
+    async def kill_worker(self) -> None:
+        victim = self.workers.pop(self.rng.randrange(len(self.workers)))
+        victim.send_signal(signal.SIGKILL)
+        await victim.wait()
+        self.faults["worker SIGKILLs"] += 1
+        await self.start_worker()
+
+    async def stop_workers(self) -> None:
+        for worker in self.workers:
+            if worker.returncode is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in self.workers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(worker.wait(), 30)
+
+    # -- load -------------------------------------------------------------------------
+
+    def plan(self, accounts: list[str]) -> list[_Planned]:
+        plans = []
+        for n in range(self.config.transfers):
+            source, destination = self.rng.sample(accounts, 2)
+            roll = self.rng.random()
+            if roll < 0.07:
+                destination = "SOAK-MISSING"
+            amount = Decimal(self.rng.randint(1, 30_000)) / 100  # some exceed what is left
+            cancel_after = self.rng.uniform(0, 0.3) if self.rng.random() < 0.07 else None
+            request = TransferRequest(
+                source_account=source,
+                destination_account=destination,
+                amount=amount,
+                deadline_seconds=self.config.deadline_seconds,
+            )
+            plans.append(_Planned(f"soak-{self.config.seed}-{n}", request, cancel_after))
+        return plans
+
+    async def client(self) -> Client:
+        for _ in range(120):
+            try:
+                return await Client.connect(self.address, data_converter=pydantic_data_converter)
+            except RuntimeError:
+                await asyncio.sleep(0.5)
+        raise RuntimeError("cannot reach the soak server")
+
+    async def run_client(
+        self, client: Client, queue: asyncio.Queue[_Planned], deadline: float
+    ) -> None:
+        while not queue.empty() and time.monotonic() < deadline:
+            plan = queue.get_nowait()
+            handle = await _retry(
+                lambda plan=plan: start_transfer(
+                    client, plan.request, transfer_id=plan.transfer_id, task_queue=TASK_QUEUE
+                )
+            )
+            self.started += 1
+            if plan.cancel_after is not None:
+                await asyncio.sleep(plan.cancel_after)
+                with contextlib.suppress(RPCError):
+                    await handle[0].cancel()
+                self.faults["client cancels"] += 1
+
+    async def chaos(self, stop: asyncio.Event) -> None:
+        """Kill a worker every few seconds until the run ends; restart the server once."""
+        restarted = False
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.rng.uniform(*self.config.kill_every))
+            if stop.is_set():
+                break
+            halfway = self.started >= self.config.transfers * 0.4
+            if self.config.restart_server and not restarted and halfway:
+                restarted = True
+                await self.stop_server()
+                self.faults["server restarts"] += 1
+                await self.start_server()
+            else:
+                await self.kill_worker()
+
+    async def reader(self, store: LedgerStore, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            accounts = await asyncio.to_thread(store.list_accounts)
+            self.snapshots += 1
+            self.checks += 2
+            total = sum(a.balance for a in accounts)
+            if total != 0:
+                self.violations.append(f"snapshot {self.snapshots} sums to {total}")
+            for account in accounts:
+                if account.kind == AccountKind.CUSTOMER and account.balance < 0:
+                    self.violations.append(f"snapshot {self.snapshots}: {account.id} negative")
+            await asyncio.sleep(0.05)
+
+    async def progress(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            print(
+                f"  started {self.started}/{self.config.transfers}, settled {self.settled}, "
+                f"faults {dict(self.faults)}",
+                flush=True,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5)
+
+    async def settle(self, client: Client, plans: list[_Planned]) -> dict[str, str]:
+        """Wait for every started transfer; return its outcome (or needs_attention)."""
+        outcomes: dict[str, str] = {}
+
+        async def one(plan: _Planned) -> None:
+            handle: WorkflowHandle[Any, Any] = client.get_workflow_handle_for(
+                TransferWorkflow.run, plan.transfer_id
+            )
+            try:
+                outcome: TransferOutcome = await asyncio.wait_for(
+                    _retry(lambda: wait_outcome(handle)), self.config.settle_timeout
+                )
+                outcomes[plan.transfer_id] = outcome.status
+            except TimeoutError:
+                state = await handle.query(TransferWorkflow.state)
+                outcomes[plan.transfer_id] = state.status.value
+            self.settled += 1
+
+        await asyncio.gather(*(one(p) for p in plans))
+        return outcomes
+
+    # -- checks -------------------------------------------------------------------------
+
+    def verify(self, store: LedgerStore, plans: list[_Planned], outcomes: dict[str, str]) -> None:
+        accounts, receipts = store.snapshot()
+        report = audit(accounts, receipts)
+        self.checks += 5
+        parked = {t for t, o in outcomes.items() if o == TransferStatus.NEEDS_ATTENTION}
+        for finding in report.findings:
+            self.violations.append(f"audit: {finding}")
+        keys = [r.key for r in receipts]
+        self.checks += 1
+        if len(keys) != len(set(keys)):
+            self.violations.append("an idempotency key was applied twice")
+        groups = group_by_transfer(receipts)
+        expected = {a.id: Decimal("0.00") for a in accounts}
+        for plan in plans:
+            if plan.transfer_id not in outcomes:
+                continue
+            self.checks += 1
+            outcome = outcomes[plan.transfer_id]
+            ledger = groups[plan.transfer_id].outcome if plan.transfer_id in groups else "rejected"
+            if outcome == "completed":
+                if ledger != "completed":
+                    self.violations.append(f"{plan.transfer_id}: completed, ledger says {ledger}")
+                expected[plan.request.source_account] -= plan.request.amount
+                expected[plan.request.destination_account] += plan.request.amount
+            elif outcome == TransferStatus.NEEDS_ATTENTION:
+                if ledger != "in_flight":
+                    self.violations.append(f"{plan.transfer_id}: parked but ledger says {ledger}")
+            elif ledger not in ("compensated", "rejected"):
+                self.violations.append(f"{plan.transfer_id}: {outcome}, ledger says {ledger}")
+        clearing = next(a.balance for a in accounts if a.id == "CLEARING")
+        held = sum((groups[t].in_clearing for t in parked if t in groups), Decimal("0.00"))
+        self.checks += 1
+        if clearing != held:
+            self.violations.append(f"clearing holds {clearing}, parked transfers {held}")
+        self.checks += 1
+        for account in accounts:
+            if account.kind != AccountKind.CUSTOMER:
+                continue
+            rebuilt = OPENING + expected[account.id]
+            for t in parked:
+                plan = next(p for p in plans if p.transfer_id == t)
+                if plan.request.source_account == account.id:
+                    rebuilt -= groups[t].in_clearing
+            if rebuilt != account.balance:
+                self.violations.append(
+                    f"{account.id}: balance {account.balance}, rebuilt from outcomes {rebuilt}"
+                )
+
+    def count_worker_faults(self) -> None:
+        for log in self.workdir.glob("worker-*.log"):
+            for line in log.read_text().splitlines():
+                if line.startswith("FAULT "):
+                    self.faults["ledger " + line.split()[1]] += 1
+
+
+async def _retry(call: Any, attempts: int = 60) -> Any:
+    """Retry a client call through a server restart (starting again attaches: it is safe)."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except (RPCError, RuntimeError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+async def run_soak(config: SoakConfig, workdir: Path) -> SoakReport:
+    """Run one soak and return its report (violations empty when every invariant held)."""
+    print(f"Soak seed {config.seed} (replay with --seed {config.seed})", flush=True)
+    began = time.monotonic()
+    run = _Run(config, workdir)
+    store = open_store(run.ledger_url)
+    accounts = [f"SOAK-{n:02d}" for n in range(config.accounts)]
+    for account_id in accounts:
+        store.open_account(account_id, f"Soak {account_id}", OPENING)
+    await run.start_server()
+    stop = asyncio.Event()
+    try:
+        client = await run.client()
+        await register_search_attributes(client)
+        for _ in range(config.workers):
+            await run.start_worker()
+        plans = run.plan(accounts)
+        queue: asyncio.Queue[_Planned] = asyncio.Queue()
+        for plan in plans:
+            queue.put_nowait(plan)
+        until = time.monotonic() + (config.duration or float("inf"))
+        background = [
+            asyncio.create_task(run.chaos(stop)),
+            asyncio.create_task(run.reader(store, stop)),
+            asyncio.create_task(run.progress(stop)),
+        ]
+        await asyncio.gather(*(run.run_client(client, queue, until) for _ in range(config.clients)))
+        started = plans[: run.started]  # FIFO: every plan taken was started
+        outcomes = await run.settle(await run.client(), started)
+        stop.set()
+        await asyncio.gather(*background)
+        run.verify(store, started, outcomes)
+    finally:
+        stop.set()
+        await run.stop_workers()
+        await run.stop_server()
+        run.count_worker_faults()
+        store.close()
+    return SoakReport(
+        seed=config.seed,
+        transfers=len(outcomes),
+        seconds=time.monotonic() - began,
+        outcomes=dict(Counter(outcomes.values())),
+        faults=dict(run.faults),
+        snapshots=run.snapshots,
+        checks=run.checks,
+        violations=run.violations,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make soak` / `python -m tests.soak.bank`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transfers", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seed", type=int, help="replay a run (default: random, printed)")
+    parser.add_argument("--duration", type=float, help="stop starting transfers after SECONDS")
+    parser.add_argument("--ledger-url", help="default: a fresh SQLite file")
+    parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    args = parser.parse_args(argv)
+    config = SoakConfig(transfers=args.transfers, clients=args.clients, duration=args.duration)
+    if args.seed is not None:
+        config.seed = args.seed
+    config.ledger_url = args.ledger_url
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        report = asyncio.run(run_soak(config, Path(tmp)))
+    print(report.text())
+    if args.json:
+        Path(args.json).write_text(json.dumps(asdict(report), indent=2))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
