@@ -9,13 +9,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 
-from activities import LedgerActivities, StepInput, StepResult
-from ledger import LedgerStore, open_store
+from ledger import open_store
 from tests.conftest import OPENING
 from tests.workflows.conftest import transfer_worker
+from tests.workflows.helpers import freezing_credit
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -34,19 +33,6 @@ async def cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     )
     out, err = await asyncio.wait_for(process.communicate(), 120)
     return process.returncode or 0, out.decode(), err.decode()
-
-
-def freezing_credit(store: LedgerStore) -> object:
-    """The real credit, but first it freezes the source, so its refund will be refused."""
-    real = LedgerActivities(store)
-
-    @activity.defn(name="credit")
-    def credit(step: StepInput) -> StepResult:
-        if store.get_account("ACC-001").status == "open":
-            store.freeze_account("ACC-001")
-        return real.credit(step)
-
-    return credit
 
 
 async def wait_parked(env: dict[str, str], transfer_id: str) -> dict[str, object]:

@@ -16,15 +16,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities import LedgerActivities, StepInput, StepResult
 from app.temporal import temporal_cli
 from ledger import LedgerStore, open_store
 from tests.workflows.conftest import transfer_worker
+from tests.workflows.helpers import freezing_credit, hanging_credit
 from workflows.transfer import (
     ResolveRequest,
     RetryRequest,
@@ -57,18 +56,6 @@ async def _wait_parked(handle: WorkflowHandle[Any, Any]) -> None:
     raise RuntimeError(f"{handle.id} never parked")
 
 
-def _freezing_credit(store: LedgerStore) -> Any:
-    real = LedgerActivities(store)
-
-    @activity.defn(name="credit")
-    def credit(step: StepInput) -> StepResult:
-        if store.get_account("ACC-001").status == "open":
-            store.freeze_account("ACC-001")
-        return real.credit(step)
-
-    return credit
-
-
 async def _simple(
     client: Client, store: LedgerStore, name: str, req: TransferRequest
 ) -> WorkflowHandle[Any, Any]:
@@ -92,13 +79,7 @@ async def credit_failure(client: Client, store: LedgerStore) -> WorkflowHandle[A
 
 
 async def cancelled_mid_flight(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
-    started = asyncio.Event()
-
-    @activity.defn(name="credit")
-    async def stuck_credit(step: StepInput) -> StepResult:
-        started.set()
-        await asyncio.sleep(3600)
-        raise AssertionError("unreachable")
+    stuck_credit, started = hanging_credit()
 
     async with transfer_worker(client, store, credit=stuck_credit) as tq:
         handle = await client.start_workflow(
@@ -113,7 +94,7 @@ async def cancelled_mid_flight(client: Client, store: LedgerStore) -> WorkflowHa
 
 
 async def needs_attention_retried(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
-    async with transfer_worker(client, store, credit=_freezing_credit(store)) as tq:
+    async with transfer_worker(client, store, credit=freezing_credit(store)) as tq:
         handle = await client.start_workflow(
             TransferWorkflow.run,
             _request("ACC-001", "ACC-404", "80"),
@@ -128,7 +109,7 @@ async def needs_attention_retried(client: Client, store: LedgerStore) -> Workflo
 
 
 async def needs_attention_resolved(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
-    async with transfer_worker(client, store, credit=_freezing_credit(store)) as tq:
+    async with transfer_worker(client, store, credit=freezing_credit(store)) as tq:
         handle = await client.start_workflow(
             TransferWorkflow.run,
             _request("ACC-001", "ACC-404", "80"),

@@ -1,27 +1,17 @@
 """The audit: a whole ledger passes; each kind of damage is named."""
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from ledger import LedgerStore, open_store
+from ledger import LedgerStore
 from ledger.audit import audit
-from ledger.postgres import PostgresLedgerStore
-from tests.conftest import OPENING, postgres_schema_url
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerStore]:
-    if request.param == "postgres":
-        url = postgres_schema_url(request.getfixturevalue("postgres_url"))
-    else:
-        url = f"sqlite:///{tmp_path / 'audit.db'}"
-    store = open_store(url)
-    for account_id, (owner, balance) in OPENING.items():
-        store.open_account(account_id, owner, Decimal(balance))
-    # One transfer of every outcome the saga produces.
+@pytest.fixture
+def ledger(any_store: LedgerStore) -> LedgerStore:
+    """Both stores, with one transfer of every outcome the saga produces."""
+    store = any_store
     store.debit("done/debit", "ACC-001", Decimal("100"))
     store.credit("done/credit", "ACC-002", Decimal("100"))
     store.debit("undone/debit", "ACC-002", Decimal("50"))
@@ -29,10 +19,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerSto
     store.reverse("undone/reverse_debit", original_key="undone/debit")
     store.reverse("refused/reverse_debit", original_key="refused/debit")
     store.debit("flying/debit", "ACC-003", Decimal("7"))
-    yield store
-    if isinstance(store, PostgresLedgerStore):
-        store.drop_schema()
-    store.close()
+    return store
 
 
 def tamper(store: LedgerStore, statement: str, *params: object) -> None:

@@ -19,7 +19,14 @@ from activities import LedgerActivities, StepInput, StepResult
 from ledger import LedgerStore, PostingKind, StepVoided
 from tests.conftest import balances, opening_balances
 from tests.workflows.conftest import transfer_worker
-from tests.workflows.helpers import new_id, postings_of, request, run
+from tests.workflows.helpers import (
+    freezing_credit,
+    hanging_credit,
+    new_id,
+    postings_of,
+    request,
+    run,
+)
 from workflows.transfer import (
     ResolveRequest,
     RetryRequest,
@@ -103,13 +110,7 @@ async def test_cancel_while_the_credit_is_in_flight_refunds_the_debit(
     client: Client, store: LedgerStore
 ) -> None:
     """Cancel while the credit hangs: the debit is refunded and the credit voided."""
-    credit_started = asyncio.Event()
-
-    @activity.defn(name="credit")
-    async def stuck_credit(step: StepInput) -> StepResult:
-        credit_started.set()
-        await asyncio.sleep(3600)
-        raise AssertionError("unreachable")
+    stuck_credit, credit_started = hanging_credit()
 
     transfer_id = new_id()
     async with transfer_worker(client, store, credit=stuck_credit) as tq:
@@ -145,19 +146,6 @@ async def test_cancelling_a_completed_transfer_changes_nothing(
 
 
 # -- a compensation that cannot succeed ---------------------------------------------
-
-
-def freezing_credit(store: LedgerStore, account_to_freeze: str) -> object:
-    """A credit that freezes the source account, then fails like the real one would."""
-    real = LedgerActivities(store)
-
-    @activity.defn(name="credit")
-    def credit(step: StepInput) -> StepResult:
-        if store.get_account(account_to_freeze).status == "open":
-            store.freeze_account(account_to_freeze)
-        return real.credit(step)
-
-    return credit
 
 
 async def park(client: Client, store: LedgerStore, tq: str, transfer_id: str) -> object:
@@ -276,13 +264,7 @@ async def test_operator_actions_are_refused_unless_the_transfer_needs_attention(
     client: Client, store: LedgerStore
 ) -> None:
     """Retry or resolve on a running transfer is rejected before it reaches the history."""
-    credit_started = asyncio.Event()
-
-    @activity.defn(name="credit")
-    async def slow_credit(step: StepInput) -> StepResult:
-        credit_started.set()
-        await asyncio.sleep(3600)
-        raise AssertionError("unreachable")
+    slow_credit, credit_started = hanging_credit()
 
     async with transfer_worker(client, store, credit=slow_credit) as tq:
         handle = await client.start_workflow(
