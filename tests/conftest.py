@@ -12,7 +12,12 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from app.temporal import register_search_attributes, temporal_cli, time_skipping_server
+from app.temporal import (
+    DEV_SERVER_TUNING,
+    register_search_attributes,
+    temporal_cli,
+    time_skipping_server,
+)
 from ledger import LedgerStore, open_store
 from ledger.postgres import PostgresLedgerStore
 from workflows.visibility import SEARCH_ATTRIBUTES
@@ -71,6 +76,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         dev_server_existing_path=temporal_cli(),
         search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_extra_args=DEV_SERVER_TUNING,
     )
     try:
         yield environment
