@@ -171,12 +171,7 @@ class SqlLedgerStore(abc.ABC):
 
     def _set_status(self, account_id: str, expected: AccountStatus, new: AccountStatus) -> Account:
         with self._transaction() as conn:
-            row = self._account_row(conn, account_id, lock=True)
-            if row is None:
-                raise AccountNotFound(account_id)
-            account = self._account(row)
-            if account.kind is not AccountKind.CUSTOMER:
-                raise AccountNotCustomer(account_id, account.kind.value)
+            account = self._customer(conn, account_id, lock=True)
             if account.status is not expected:
                 raise AccountStatusConflict(account_id, account.status.value, expected.value)
             self._exec(conn, "UPDATE accounts SET status = ? WHERE id = ?", new.value, account_id)
@@ -359,15 +354,21 @@ class SqlLedgerStore(abc.ABC):
 
     # -- internals --------------------------------------------------------------
 
-    def _require_customer(
-        self, conn: Connection, account_id: str, *, lock: bool = False
-    ) -> Account:
+    def _customer(self, conn: Connection, account_id: str, *, lock: bool = False) -> Account:
+        """A customer account, whatever its status; AccountNotFound or AccountNotCustomer."""
         row = self._account_row(conn, account_id, lock=lock)
         if row is None:
             raise AccountNotFound(account_id)
         account = self._account(row)
         if account.kind is not AccountKind.CUSTOMER:
             raise AccountNotCustomer(account_id, account.kind.value)
+        return account
+
+    def _require_customer(
+        self, conn: Connection, account_id: str, *, lock: bool = False
+    ) -> Account:
+        """A customer account that takes postings (open, neither frozen nor closed)."""
+        account = self._customer(conn, account_id, lock=lock)
         _require_open(account.id, account.status)
         return account
 

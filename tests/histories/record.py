@@ -23,12 +23,11 @@ from temporalio.testing import WorkflowEnvironment
 from app.temporal import temporal_cli
 from ledger import LedgerStore, open_store
 from tests.workflows.conftest import transfer_worker
-from tests.workflows.helpers import freezing_credit, hanging_credit
+from tests.workflows.helpers import freezing_credit, hanging_credit, park
 from workflows.transfer import (
     ResolveRequest,
     RetryRequest,
     TransferRequest,
-    TransferStatus,
     TransferWorkflow,
 )
 from workflows.visibility import SEARCH_ATTRIBUTES
@@ -45,15 +44,6 @@ async def _finish(handle: WorkflowHandle[Any, Any]) -> WorkflowHandle[Any, Any]:
     with contextlib.suppress(WorkflowFailureError):
         await handle.result()
     return handle
-
-
-async def _wait_parked(handle: WorkflowHandle[Any, Any]) -> None:
-    for _ in range(300):
-        state = await handle.query(TransferWorkflow.state)
-        if state.status == TransferStatus.NEEDS_ATTENTION:
-            return
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"{handle.id} never parked")
 
 
 async def _simple(
@@ -95,13 +85,7 @@ async def cancelled_mid_flight(client: Client, store: LedgerStore) -> WorkflowHa
 
 async def needs_attention_retried(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
     async with transfer_worker(client, store, credit=freezing_credit(store)) as tq:
-        handle = await client.start_workflow(
-            TransferWorkflow.run,
-            _request("ACC-001", "ACC-404", "80"),
-            id="needs_attention_retried",
-            task_queue=tq,
-        )
-        await _wait_parked(handle)
+        handle = await park(client, store, tq, "needs_attention_retried")
         await handle.execute_update(TransferWorkflow.retry, RetryRequest(note="still frozen"))
         store.unfreeze_account("ACC-001")
         await handle.execute_update(TransferWorkflow.retry, RetryRequest(note="unfrozen"))
@@ -110,13 +94,7 @@ async def needs_attention_retried(client: Client, store: LedgerStore) -> Workflo
 
 async def needs_attention_resolved(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
     async with transfer_worker(client, store, credit=freezing_credit(store)) as tq:
-        handle = await client.start_workflow(
-            TransferWorkflow.run,
-            _request("ACC-001", "ACC-404", "80"),
-            id="needs_attention_resolved",
-            task_queue=tq,
-        )
-        await _wait_parked(handle)
+        handle = await park(client, store, tq, "needs_attention_resolved")
         await handle.execute_update(
             TransferWorkflow.resolve, ResolveRequest(note="Paid back by cheque 1234")
         )

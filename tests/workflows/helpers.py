@@ -9,7 +9,7 @@ from temporalio.client import Client, WorkflowFailureError
 
 from activities import LedgerActivities, StepInput, StepResult
 from ledger import LedgerStore
-from workflows.transfer import TransferRequest, TransferState, TransferWorkflow
+from workflows.transfer import TransferRequest, TransferState, TransferStatus, TransferWorkflow
 
 
 def request(source: str, destination: str, amount: str, **extra: Any) -> TransferRequest:
@@ -69,3 +69,28 @@ def hanging_credit() -> tuple[Any, asyncio.Event]:
         raise AssertionError("unreachable")
 
     return credit, started
+
+
+async def wait_for_status(handle: Any, status: TransferStatus) -> TransferState:
+    """Poll the state query until the transfer reaches `status` (at most 30 s)."""
+    for _ in range(300):
+        state: TransferState = await handle.query(TransferWorkflow.state)
+        if state.status == status:
+            return state
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"transfer never reached {status}; last {state.status}")
+
+
+async def park(client: Client, store: LedgerStore, task_queue: str, transfer_id: str) -> Any:
+    """Start Alice -> ACC-404 80.00 on a worker with `freezing_credit`; wait until parked.
+
+    The credit freezes Alice and fails, so her refund is refused: needs_attention.
+    """
+    handle = await client.start_workflow(
+        TransferWorkflow.run,
+        request("ACC-001", "ACC-404", "80"),
+        id=transfer_id,
+        task_queue=task_queue,
+    )
+    await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
+    return handle

@@ -23,6 +23,7 @@ from tests.workflows.helpers import (
     freezing_credit,
     hanging_credit,
     new_id,
+    park,
     postings_of,
     request,
     run,
@@ -31,22 +32,11 @@ from workflows.transfer import (
     ResolveRequest,
     RetryRequest,
     StepStatus,
-    TransferState,
     TransferStatus,
     TransferWorkflow,
 )
 
 REFUND_ALL = [("debit", "debit"), ("reverse_credit", "void"), ("reverse_debit", "reversal")]
-
-
-async def wait_for_status(handle: object, status: TransferStatus) -> TransferState:
-    """Poll the state query until the transfer reaches `status` (at most 30 s)."""
-    for _ in range(300):
-        state: TransferState = await handle.query(TransferWorkflow.state)  # type: ignore[attr-defined]
-        if state.status == status:
-            return state
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"transfer never reached {status}; last {state.status}")
 
 
 # -- cancellation -----------------------------------------------------------------
@@ -146,15 +136,6 @@ async def test_cancelling_a_completed_transfer_changes_nothing(
 
 
 # -- a compensation that cannot succeed ---------------------------------------------
-
-
-async def park(client: Client, store: LedgerStore, tq: str, transfer_id: str) -> object:
-    """Start Alice -> ACC-404 80.00 with Alice frozen before her refund; wait until parked."""
-    handle = await client.start_workflow(
-        TransferWorkflow.run, request("ACC-001", "ACC-404", "80"), id=transfer_id, task_queue=tq
-    )
-    await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
-    return handle
 
 
 async def test_a_refused_refund_parks_the_transfer_with_the_money_in_clearing(
