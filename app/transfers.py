@@ -80,7 +80,7 @@ async def start_transfer(
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=visibility.search_attributes(request, "pending"),
+            search_attributes=visibility.search_attributes(request, "running"),
             static_summary=visibility.transfer_summary(request),
         )
         return handle, False

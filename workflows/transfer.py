@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -53,6 +53,10 @@ class StepOptions:
     start_to_close: timedelta
     schedule_to_close: timedelta
     retry: RetryPolicy
+
+    def within(self, left: timedelta) -> StepOptions:
+        """These options, with every attempt and retry ending by `left` from now."""
+        return replace(self, schedule_to_close=min(self.schedule_to_close, left))
 
 
 #: Forward steps: a few quick retries, then give up and compensate.
@@ -225,6 +229,11 @@ class TransferResult(BaseModel):
 
 
 _CANCELLED = StepError(type="Cancelled", message="Transfer was cancelled")
+_DEADLINE = "DeadlineExceeded"
+
+
+class _DeadlineExceeded(Exception):
+    """The deadline passed between two forward steps."""
 
 
 class _TransferMetrics:
@@ -308,14 +317,20 @@ class TransferWorkflow:
         self._metrics = _TransferMetrics()
 
     def _set_status(self, status: TransferStatus) -> None:
-        """Change status everywhere it shows: state, search attribute, details, metrics."""
-        first = status == TransferStatus.RUNNING
+        """Change status everywhere it shows: state, search attribute, details, metrics.
+
+        A client of ours starts the transfer with all four search attributes
+        and ``running``, so a completed transfer upserts once, at the end. A
+        transfer started without them (from the plain `temporal` CLI, say)
+        sets them all when it starts running.
+        """
         self._state.status = status
-        workflow.upsert_search_attributes(
-            visibility.search_attribute_updates(self._state.request, status)
-            if first
-            else [visibility.TRANSFER_STATUS.value_set(status.value)]
-        )
+        if status != TransferStatus.RUNNING:
+            workflow.upsert_search_attributes([visibility.TRANSFER_STATUS.value_set(status.value)])
+        elif workflow.info().typed_search_attributes.get(visibility.TRANSFER_STATUS) is None:
+            workflow.upsert_search_attributes(
+                visibility.search_attribute_updates(self._state.request, status)
+            )
         self._metrics.record(status, self._state.request)
         self._refresh_details()
 
@@ -348,37 +363,17 @@ class TransferWorkflow:
     @workflow.run
     async def run(self, request: TransferRequest) -> TransferResult:
         """Move `request.amount` from source to destination, exactly once or not at all."""
+        # The deadline bounds each forward step's schedule-to-close timeout
+        # rather than running a timer: no extra events on the happy path.
+        self._deadline = workflow.now() + timedelta(seconds=request.deadline_seconds)
         self._set_status(TransferStatus.RUNNING)
-        forward = asyncio.ensure_future(self._forward_steps(request))
-        # Why the transfer stopped, when it was stopped from outside.
-        stopped: StepError | None = None
         try:
-            try:
-                await workflow.wait_condition(
-                    forward.done,
-                    timeout=timedelta(seconds=request.deadline_seconds),
-                    timeout_summary=f"deadline {request.deadline_seconds}s",
-                )
-            except TimeoutError:
-                stopped = StepError(
-                    type="DeadlineExceeded",
-                    message=f"Transfer did not complete within {request.deadline_seconds}s",
-                )
-                forward.cancel()
-            except asyncio.CancelledError:
-                stopped = _CANCELLED
-                forward.cancel()
-            debit, credit = await forward
-        except (ActivityError, asyncio.CancelledError) as err:
-            if stopped is not None:
-                reason = stopped
-            elif isinstance(err, ActivityError) and not is_cancelled_exception(err):
-                reason = _describe(err)
-            else:
-                reason = _CANCELLED
-            # The step interrupted by a deadline failed for that reason.
+            debit, credit = await self._forward_steps(request)
+        except (ActivityError, asyncio.CancelledError, _DeadlineExceeded) as err:
+            reason = self._stop_reason(err)
+            # The step the deadline interrupted failed for that reason.
             for step in self._state.steps:
-                if step.error == _CANCELLED:
+                if step.status == StepStatus.FAILED and reason.type == _DEADLINE:
                     step.error = reason
             await self._unwind(reason)
             if reason is _CANCELLED:
@@ -396,6 +391,20 @@ class TransferWorkflow:
             debit=debit.receipt,
             credit=credit.receipt,
         )
+
+    def _stop_reason(self, err: BaseException) -> StepError:
+        """Why the forward steps stopped: a step's failure, the deadline, or a cancel."""
+        deadline = StepError(
+            type=_DEADLINE,
+            message=f"Transfer did not complete within {self._state.request.deadline_seconds}s",
+        )
+        if isinstance(err, _DeadlineExceeded):
+            return deadline
+        if isinstance(err, ActivityError) and not is_cancelled_exception(err):
+            if isinstance(err.cause, ActivityTimeoutError) and workflow.now() >= self._deadline:
+                return deadline
+            return _describe(err)
+        return _CANCELLED
 
     async def _forward_steps(self, request: TransferRequest) -> tuple[StepResult, StepResult]:
         """Debit, then credit, each compensation registered before its step runs."""
@@ -416,7 +425,12 @@ class TransferWorkflow:
     # -- steps ------------------------------------------------------------------
 
     async def _forward(self, name: str, activity: Any, step: StepInput) -> StepResult:
-        result: StepResult = await self._run_step(self._state.step(name), activity, step, FORWARD)
+        left = self._deadline - workflow.now()
+        if left <= timedelta(0):
+            raise _DeadlineExceeded()
+        result: StepResult = await self._run_step(
+            self._state.step(name), activity, step, FORWARD.within(left)
+        )
         return result
 
     async def _compensate(self, undoes: str, activity: Any, step: StepInput) -> None:

@@ -21,6 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from app.temporal import temporal_cli
+from app.transfers import start_transfer
 from ledger import LedgerStore, open_store
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import freezing_credit, hanging_credit, park
@@ -50,7 +51,8 @@ async def _simple(
     client: Client, store: LedgerStore, name: str, req: TransferRequest
 ) -> WorkflowHandle[Any, Any]:
     async with transfer_worker(client, store) as tq:
-        handle = await client.start_workflow(TransferWorkflow.run, req, id=name, task_queue=tq)
+        # The way our clients start transfers: with the search attributes.
+        handle, _ = await start_transfer(client, req, transfer_id=name, task_queue=tq)
         return await _finish(handle)
 
 
@@ -72,10 +74,10 @@ async def cancelled_mid_flight(client: Client, store: LedgerStore) -> WorkflowHa
     stuck_credit, started = hanging_credit()
 
     async with transfer_worker(client, store, credit=stuck_credit) as tq:
-        handle = await client.start_workflow(
-            TransferWorkflow.run,
+        handle, _ = await start_transfer(
+            client,
             _request("ACC-001", "ACC-002", "40"),
-            id="cancelled_mid_flight",
+            transfer_id="cancelled_mid_flight",
             task_queue=tq,
         )
         await started.wait()

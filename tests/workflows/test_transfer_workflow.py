@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -18,6 +19,7 @@ from ledger import LedgerStore, LedgerUnavailable, PostingKind, Receipt
 from tests.conftest import balances, opening_balances
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import new_id, postings_of, request, run
+from workflows import visibility
 from workflows.transfer import (
     FORWARD,
     StepStatus,
@@ -47,6 +49,52 @@ async def test_transfer_completes_and_moves_the_money_once(
         (s.name, s.status, s.attempts) for s in state.steps
     ]
     assert state.error is None
+
+
+async def test_a_completed_transfer_adds_one_event_to_the_engine_floor(
+    client: Client, store: LedgerStore
+) -> None:
+    """Two activities cost 17 events; a transfer adds only its final status upsert.
+
+    No deadline timer, no markers, no upsert when it starts: the client sets
+    the search attributes with the start.
+    """
+    transfer_id = new_id()
+    async with transfer_worker(client, store) as tq:
+        handle, _ = await start_transfer(
+            client, request("ACC-001", "ACC-002", "15"), transfer_id=transfer_id, task_queue=tq
+        )
+        assert (await wait_outcome(handle)).ok
+    history = await handle.fetch_history()
+    kinds = [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history.events]
+    task = ["WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED"]
+    activity_ = ["ACTIVITY_TASK_SCHEDULED", "ACTIVITY_TASK_STARTED", "ACTIVITY_TASK_COMPLETED"]
+    before_close = ["WORKFLOW_EXECUTION_STARTED", *task, *activity_, *task, *activity_, *task]
+    assert 17 == len([*before_close, "WORKFLOW_EXECUTION_COMPLETED"])  # the engine floor
+    assert [
+        *before_close,
+        "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES",
+        "WORKFLOW_EXECUTION_COMPLETED",
+    ] == kinds
+    attributes = (await handle.describe()).typed_search_attributes
+    assert "completed" == attributes.get(visibility.TRANSFER_STATUS)
+    assert "ACC-002" == attributes.get(visibility.DESTINATION_ACCOUNT)
+
+
+async def test_a_transfer_started_without_search_attributes_sets_them_itself(
+    client: Client, store: LedgerStore
+) -> None:
+    """Started from a bare client (like the plain `temporal` CLI), it is still searchable."""
+    async with transfer_worker(client, store) as tq:
+        result, _ = await run(client, tq, request("ACC-001", "ACC-002", "15"))
+    handle = client.get_workflow_handle(result.transfer_id)
+    attributes = (await handle.describe()).typed_search_attributes
+    assert ("completed", "ACC-001", "ACC-002", 15.0) == (
+        attributes.get(visibility.TRANSFER_STATUS),
+        attributes.get(visibility.SOURCE_ACCOUNT),
+        attributes.get(visibility.DESTINATION_ACCOUNT),
+        attributes.get(visibility.TRANSFER_AMOUNT),
+    )
 
 
 async def test_insufficient_funds_fails_with_the_business_reason_and_moves_nothing(
