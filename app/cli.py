@@ -203,6 +203,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"compensate if not complete by then (default {DEFAULT_DEADLINE_SECONDS})",
     )
     transfer.add_argument("--no-wait", action="store_true", help="start it and return at once")
+    transfer.add_argument(
+        "--low-latency",
+        action="store_true",
+        help="run the steps as local activities (README: low-latency mode)",
+    )
     transfer.add_argument("--json", action="store_true", help="print JSON")
 
     status = commands.add_parser("status", help="the saga state of a transfer")
@@ -349,7 +354,11 @@ async def _transfer(settings: Settings, args: argparse.Namespace) -> int:
     transfer_id = args.transfer_id or f"transfer-{uuid.uuid4().hex[:12]}"
     client = await connect()
     handle, attached = await start_transfer(
-        client, request, transfer_id=transfer_id, task_queue=settings.task_queue
+        client,
+        request,
+        transfer_id=transfer_id,
+        task_queue=settings.task_queue,
+        low_latency=args.low_latency,
     )
     url = settings.workflow_url(client.namespace, transfer_id)
     if not args.json:

@@ -11,7 +11,7 @@ from temporalio.client import Client, WorkflowExecution
 
 from ledger import validate_account_id
 from workflows import visibility
-from workflows.transfer import WORKFLOW_NAME, TransferStatus
+from workflows.transfer import LOW_LATENCY_WORKFLOW_NAME, WORKFLOW_NAME, TransferStatus
 
 #: Outcomes in which the money did not (or not only) move forward.
 _UNDONE = (
@@ -37,7 +37,7 @@ class TransferRow:
 
 def transfer_query(*, status: str | None = None, account: str | None = None) -> str:
     """A visibility query over transfers; inputs are validated, never pasted raw."""
-    clauses = [f"WorkflowType = '{WORKFLOW_NAME}'"]
+    clauses = [f"WorkflowType IN ('{WORKFLOW_NAME}', '{LOW_LATENCY_WORKFLOW_NAME}')"]
     if status is not None:
         clauses.append(f"TransferStatus = '{TransferStatus(status).value}'")
     if account is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 from temporalio.api.enums.v1 import EventType
@@ -17,9 +18,16 @@ from temporalio.exceptions import (
 )
 
 from workflows import visibility
-from workflows.transfer import WORKFLOW_NAME, TransferRequest, TransferResult, TransferWorkflow
+from workflows.transfer import (
+    LOW_LATENCY_WORKFLOW_NAME,
+    WORKFLOW_NAME,
+    LowLatencyTransferWorkflow,
+    TransferRequest,
+    TransferResult,
+    TransferWorkflow,
+)
 
-TransferHandle = WorkflowHandle[TransferWorkflow, TransferResult]
+TransferHandle = WorkflowHandle[Any, TransferResult]
 
 
 class TransferIdConflict(Exception):
@@ -59,12 +67,24 @@ def validation_message(err: ValidationError) -> str:
 
 
 async def start_transfer(
-    client: Client, request: TransferRequest, *, transfer_id: str, task_queue: str
+    client: Client,
+    request: TransferRequest,
+    *,
+    transfer_id: str,
+    task_queue: str,
+    low_latency: bool = False,
+    eager: bool = False,
 ) -> tuple[TransferHandle, bool]:
     """Start the transfer, or attach to the one already started under this id.
 
     The id is the client's reference: starting it again (even after it
     closed) never starts a second workflow, so money never moves twice.
+
+    `low_latency` starts `LowLatencyTransferWorkflow` (steps as local
+    activities). `eager` asks the server to hand the first workflow task
+    straight back to a worker in this process, saving a round trip; it needs
+    a worker for `task_queue` on this same client, and quietly falls back to
+    a normal start otherwise.
 
     Returns:
         The handle, and whether it was already there (attached).
@@ -74,7 +94,7 @@ async def start_transfer(
     """
     try:
         handle = await client.start_workflow(
-            TransferWorkflow.run,
+            LowLatencyTransferWorkflow.run if low_latency else TransferWorkflow.run,
             request,
             id=transfer_id,
             task_queue=task_queue,
@@ -82,13 +102,14 @@ async def start_transfer(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=visibility.search_attributes(request, "running"),
             static_summary=visibility.transfer_summary(request),
+            request_eager_start=eager,
         )
         return handle, False
     except WorkflowAlreadyStartedError:
         pass
     handle = client.get_workflow_handle_for(TransferWorkflow.run, transfer_id)
     desc = await handle.describe()
-    if desc.workflow_type != WORKFLOW_NAME:
+    if desc.workflow_type not in (WORKFLOW_NAME, LOW_LATENCY_WORKFLOW_NAME):
         raise TransferIdConflict(
             f"{transfer_id} is a {desc.workflow_type} workflow, not a transfer"
         )

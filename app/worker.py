@@ -1,48 +1,93 @@
-"""Builds the worker: the transfer workflow and the ledger activities on one task queue."""
+"""Builds the worker: the transfer workflows and the ledger activities on one task queue."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities import LedgerActivities
 from ledger import LedgerStore
-from workflows.transfer import TransferWorkflow
+from workflows.transfer import LowLatencyTransferWorkflow, TransferWorkflow
 
 #: Threads for the blocking ledger calls; also the activity concurrency limit.
 ACTIVITY_THREADS = 16
 
+#: Whether workflow code runs in the SDK's sandbox. Measured by `make bench`
+#: (README, Performance): see SANDBOXED's note there for the numbers.
+SANDBOXED = False
+
+
+def ledger_activities(store: LedgerStore) -> dict[str, Callable[..., Any]]:
+    """The ledger activities on `store`, by activity name."""
+    activities = LedgerActivities(store)
+    return {
+        "debit": activities.debit,
+        "credit": activities.credit,
+        "reverse_debit": activities.reverse_debit,
+        "reverse_credit": activities.reverse_credit,
+        "settle_manually": activities.settle_manually,
+    }
+
+
+def build_worker(
+    client: Client,
+    *,
+    task_queue: str,
+    workflows: Sequence[type],
+    activities: Sequence[Callable[..., Any]],
+    executor: ThreadPoolExecutor,
+    sandboxed: bool = SANDBOXED,
+) -> Worker:
+    """A worker with the project's settings (the benchmark's floor uses them too)."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=workflows,
+        activities=activities,
+        activity_executor=executor,
+        max_concurrent_activities=ACTIVITY_THREADS,
+        max_concurrent_local_activities=ACTIVITY_THREADS,
+        # Without the sandbox, nothing stops workflow code from calling the
+        # clock or the network; the replay tests (which run sandboxed) and
+        # review are the guard. With it, every workflow task pays for it.
+        workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
+        # Let a ledger call in flight finish (it is short) instead of
+        # abandoning it to a retry after the start-to-close timeout.
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
 
 @asynccontextmanager
 async def running_worker(
-    client: Client, store: LedgerStore, *, task_queue: str
+    client: Client,
+    store: LedgerStore,
+    *,
+    task_queue: str,
+    sandboxed: bool = SANDBOXED,
+    replacements: dict[str, Callable[..., Any]] | None = None,
 ) -> AsyncIterator[Worker]:
-    """Run a worker for the block's duration, then shut it down gracefully."""
-    activities = LedgerActivities(store)
+    """Run a worker for the block's duration, then shut it down gracefully.
+
+    `replacements` swaps activities by name (tests and the soak harness).
+    """
+    activities = ledger_activities(store) | (replacements or {})
     with ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="ledger") as executor:
-        worker = Worker(
+        worker = build_worker(
             client,
             task_queue=task_queue,
-            workflows=[TransferWorkflow],
-            activities=[
-                activities.debit,
-                activities.credit,
-                activities.reverse_debit,
-                activities.reverse_credit,
-                activities.settle_manually,
-            ],
-            activity_executor=executor,
-            max_concurrent_activities=ACTIVITY_THREADS,
-            # Let a ledger call in flight finish (it is short) instead of
-            # abandoning it to a retry after the start-to-close timeout.
-            graceful_shutdown_timeout=timedelta(seconds=10),
+            workflows=[TransferWorkflow, LowLatencyTransferWorkflow],
+            activities=list(activities.values()),
+            executor=executor,
+            sandboxed=sandboxed,
         )
         async with worker:
             yield worker

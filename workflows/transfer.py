@@ -28,6 +28,7 @@ from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     CancelledError,
+    FailureError,
     is_cancelled_exception,
 )
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.saga import CompensationError, Saga
 
 WORKFLOW_NAME = "TransferWorkflow"
+LOW_LATENCY_WORKFLOW_NAME = "LowLatencyTransferWorkflow"
 
 #: How long a transfer may take, by default, before it gives up and compensates.
 DEFAULT_DEADLINE_SECONDS = 300
@@ -298,6 +300,9 @@ class TransferWorkflow:
     the workflow with a `ValidationError` before any step is scheduled.
     """
 
+    #: Run the ledger steps as local activities (`LowLatencyTransferWorkflow`).
+    _local_steps = False
+
     @workflow.init
     def __init__(self, request: TransferRequest) -> None:
         self._state = TransferState(
@@ -458,14 +463,7 @@ class TransferWorkflow:
         else:
             summary = state.name
         try:
-            result = await workflow.execute_activity(
-                activity,
-                arg,
-                start_to_close_timeout=options.start_to_close,
-                schedule_to_close_timeout=options.schedule_to_close,
-                retry_policy=options.retry,
-                summary=summary,
-            )
+            result = await self._execute(state.name, activity, arg, options, summary)
         # No `finally` here: when a worker evicts a workflow it closes this
         # coroutine (GeneratorExit), and workflow calls are not allowed then.
         except ActivityError as err:
@@ -482,6 +480,36 @@ class TransferWorkflow:
         state.attempts = result.attempt
         self._refresh_details()
         return result
+
+    async def _execute(
+        self, name: str, activity: Any, arg: BaseModel, options: StepOptions, summary: str
+    ) -> Any:
+        """One activity, as a regular or (low-latency mode) a local activity."""
+        timeouts: dict[str, Any] = {
+            "start_to_close_timeout": options.start_to_close,
+            "schedule_to_close_timeout": options.schedule_to_close,
+            "retry_policy": options.retry,
+            "summary": summary,
+        }
+        if not self._local_steps:
+            return await workflow.execute_activity(activity, arg, **timeouts)
+        try:
+            return await workflow.execute_local_activity(activity, arg, **timeouts)
+        except ActivityError:
+            raise
+        except FailureError as err:
+            # A local activity's failure arrives bare (the application error
+            # or timeout itself); wrap it as a remote activity's failure is,
+            # so the saga handles both alike.
+            raise ActivityError(
+                "Local activity failed",
+                scheduled_event_id=0,
+                started_event_id=0,
+                identity="",
+                activity_type=name,
+                activity_id="",
+                retry_state=None,
+            ) from err
 
     # -- compensation and operators -------------------------------------------
 
@@ -614,6 +642,31 @@ class TransferWorkflow:
                     break
                 workflow.logger.info("Cancellation requested while compensating: finishing first")
         task.result()
+
+
+@workflow.defn(name=LOW_LATENCY_WORKFLOW_NAME, failure_exception_types=[ValidationError])
+class LowLatencyTransferWorkflow(TransferWorkflow):
+    """The same saga with its ledger steps as local activities (README: low-latency mode).
+
+    The worker that runs the workflow task runs each step in the same task,
+    so a transfer needs one workflow task instead of three and records each
+    step as a marker. The price: steps and workflows must share a worker; a
+    step that runs long holds the workflow task (heartbeated by the SDK);
+    retries past `local_retry_threshold` wait on timers; and a worker crash
+    mid-task re-runs the steps of that task (the ledger's idempotency keys make
+    that safe, as for any retry).
+    """
+
+    _local_steps = True
+
+    @workflow.init
+    def __init__(self, request: TransferRequest) -> None:
+        super().__init__(request)
+
+    @workflow.run
+    async def run(self, request: TransferRequest) -> TransferResult:
+        """The same saga as `TransferWorkflow.run`."""
+        return await super().run(request)
 
 
 def _describe(err: ActivityError) -> StepError:

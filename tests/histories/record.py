@@ -70,6 +70,20 @@ async def credit_failure(client: Client, store: LedgerStore) -> WorkflowHandle[A
     return await _simple(client, store, "credit_failure", _request("ACC-001", "ACC-999", "200"))
 
 
+async def low_latency_credit_failure(
+    client: Client, store: LedgerStore
+) -> WorkflowHandle[Any, Any]:
+    async with transfer_worker(client, store) as tq:
+        handle, _ = await start_transfer(
+            client,
+            _request("ACC-001", "ACC-999", "200"),
+            transfer_id="low_latency_credit_failure",
+            task_queue=tq,
+            low_latency=True,
+        )
+        return await _finish(handle)
+
+
 async def cancelled_mid_flight(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
     stuck_credit, started = hanging_credit()
 
@@ -122,6 +136,7 @@ SCENARIOS: list[Scenario] = [
     cancelled_mid_flight,
     needs_attention_retried,
     needs_attention_resolved,
+    low_latency_credit_failure,
 ]
 
 

@@ -2,16 +2,13 @@
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
 
-from activities import LedgerActivities
+from app.worker import running_worker
 from ledger import LedgerStore
-from workflows.transfer import TransferWorkflow
 
 
 @asynccontextmanager
@@ -27,21 +24,6 @@ async def transfer_worker(
     Keyword arguments replace activities by name (``debit=...``) with test
     doubles declared as ``@activity.defn(name="debit")``.
     """
-    real = LedgerActivities(store)
-    activities: dict[str, Callable[..., Any]] = {
-        "debit": real.debit,
-        "credit": real.credit,
-        "reverse_debit": real.reverse_debit,
-        "reverse_credit": real.reverse_credit,
-        "settle_manually": real.settle_manually,
-    } | replacements
     task_queue = task_queue or f"test-{uuid.uuid4()}"
-    with ThreadPoolExecutor(8) as executor:
-        async with Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[TransferWorkflow],
-            activities=list(activities.values()),
-            activity_executor=executor,
-        ):
-            yield task_queue
+    async with running_worker(client, store, task_queue=task_queue, replacements=replacements):
+        yield task_queue

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,12 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from activities import LedgerActivities, StepInput, StepResult
-from workflows.transfer import TransferRequest, TransferResult, TransferWorkflow
+from workflows.transfer import (
+    LowLatencyTransferWorkflow,
+    TransferRequest,
+    TransferResult,
+    TransferWorkflow,
+)
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 EXPECTED = {
@@ -25,6 +31,7 @@ EXPECTED = {
     "cancelled_mid_flight",
     "needs_attention_retried",
     "needs_attention_resolved",
+    "low_latency_credit_failure",
 }
 
 
@@ -34,14 +41,21 @@ def load(name: str) -> WorkflowHistory:
 
 
 def test_every_recorded_scenario_is_checked_in() -> None:
-    """The six scenarios the replay test stands on are all there."""
+    """The seven scenarios the replay test stands on are all there."""
     assert EXPECTED == {p.stem for p in HISTORIES.glob("*.json")}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 async def test_recorded_history_replays_deterministically(name: str) -> None:
-    """Today's TransferWorkflow makes exactly the commands each recorded history holds."""
-    replayer = Replayer(workflows=[TransferWorkflow], data_converter=pydantic_data_converter)
+    """Today's workflows make exactly the commands each recorded history holds.
+
+    The replayer runs them in the SDK's sandbox, which the worker does not:
+    a workflow that reached for the clock, randomness or I/O fails here.
+    """
+    replayer = Replayer(
+        workflows=[TransferWorkflow, LowLatencyTransferWorkflow],
+        data_converter=pydantic_data_converter,
+    )
     result = await replayer.replay_workflow(load(name))
     assert result.replay_failure is None
 
@@ -69,3 +83,25 @@ async def test_a_reordered_workflow_fails_replay(name: str) -> None:
     replayer = Replayer(workflows=[CreditFirstTransfer], data_converter=pydantic_data_converter)
     with pytest.raises(NondeterminismError):
         await replayer.replay_workflow(load(name))
+
+
+@workflow.defn(name="TransferWorkflow")
+class ClockReadingTransfer(TransferWorkflow):
+    """A careless edit that reads the wall clock: fine to run unsandboxed, wrong on replay."""
+
+    @workflow.run
+    async def run(self, request: TransferRequest) -> TransferResult:
+        """The same run as TransferWorkflow's."""
+        return await super().run(request)
+
+    async def _forward_steps(self, request: TransferRequest) -> tuple[StepResult, StepResult]:
+        workflow.logger.info("started at %s", datetime.now())  # not workflow.now()
+        return await super()._forward_steps(request)
+
+
+async def test_the_sandboxed_replay_catches_a_wall_clock_read() -> None:
+    """The worker runs unsandboxed (README, Performance); the replay suite keeps the sandbox."""
+    replayer = Replayer(workflows=[ClockReadingTransfer], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(load("completed"), raise_on_replay_failure=False)
+    assert result.replay_failure is not None
+    assert "datetime.datetime.now" in str(result.replay_failure)

@@ -1,0 +1,1 @@
+"""The benchmark: the transfer saga against Temporal's own floor (`make bench`)."""
