@@ -7,12 +7,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format worker histories soak clean
+.PHONY: install demo test lint format worker histories soak bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,6 +34,9 @@ format: install
 
 soak: install  ## the bank soak test: make soak SOAK_ARGS="--transfers 2000 --seed 7 --ledger-url ..."
 	$(BIN)/python -m tests.soak.bank $(SOAK_ARGS)
+
+bench: install  ## the benchmark (README, Performance): make bench BENCH_ARGS="--transfers 10000 --only transfer"
+	$(BIN)/python -m bench --json bench-report.json $(BENCH_ARGS)
 
 histories: install  ## re-record tests/histories/*.json on a fresh dev server (see README)
 	$(BIN)/python -m tests.histories.record

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import statistics
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -59,7 +60,7 @@ class PhaseResult:
         ordered = sorted(self.latencies)
         if not ordered:
             return float("nan")
-        rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+        rank = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
         return ordered[rank]
 
     @property
@@ -82,10 +83,10 @@ class PhaseResult:
 
 
 class Meter:
-    """CPU and resident memory of one process, sampled while a phase runs."""
+    """CPU and resident memory of some processes (summed), sampled while a phase runs."""
 
-    def __init__(self, pid: int, every: float = 0.25) -> None:
-        self._process = psutil.Process(pid)
+    def __init__(self, pid: int | Sequence[int], every: float = 0.25) -> None:
+        self._processes = [psutil.Process(p) for p in ([pid] if isinstance(pid, int) else pid)]
         self._every = every
         self._samples: list[tuple[float, int]] = []
         self._task: asyncio.Task[None] | None = None
@@ -93,11 +94,11 @@ class Meter:
         self._cpu_start = 0.0
 
     def _cpu(self) -> float:
-        times = self._process.cpu_times()
-        return float(times.user + times.system)
+        return sum(float(t.user + t.system) for t in (p.cpu_times() for p in self._processes))
 
     def _sample(self) -> None:
-        self._samples.append((time.monotonic() - self._start, self._process.memory_info().rss))
+        rss = sum(p.memory_info().rss for p in self._processes)
+        self._samples.append((time.monotonic() - self._start, rss))
 
     async def _loop(self) -> None:
         while True:
