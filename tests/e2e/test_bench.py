@@ -18,8 +18,10 @@ def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
     """Every scenario runs at both concurrencies with the outcomes it must have."""
     report_path = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--transfers", "4", "--sequential", "2"]
-        + ["--concurrency", "2", "--warmup", "1", "--json", str(report_path)],
+        [
+            *(sys.executable, "-m", "bench", "--transfers", "4", "--sequential", "2"),
+            *("--concurrency", "2", "--warmup", "1", "--json", str(report_path)),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
