@@ -26,12 +26,21 @@ from temporalio.testing import WorkflowEnvironment
 from app.config import DEFAULT_ADDRESS, DEFAULT_UI_PORT, Settings
 from workflows.visibility import SEARCH_ATTRIBUTES
 
-#: Dynamic config for the embedded dev server. Its single history shard reads
-#: the transfer queue at most 20 times a second by default, so every workflow
-#: task that follows an activity waits for the next 50 ms slot; at 200 reads a
-#: second a whole transfer measured 199 ms -> 118 ms (p50, 35 sequential
-#: transfers, this project's 2-core machine). Self-hosted clusters: see README.
-DEV_SERVER_TUNING = ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=200"]
+#: Settings for the embedded dev server, each measured by `make bench`
+#: (README, Performance).
+#: - Its single history shard reads the transfer queue at most 20 times a
+#:   second by default, so every workflow task that follows an activity waits
+#:   for the next 50 ms slot; 200 reads a second removes that wait.
+#: - Its SQLite file runs with a rollback journal and a sync per commit by
+#:   default, which halved throughput and doubled latency against the
+#:   in-memory server; WAL with synchronous=NORMAL keeps every commit across
+#:   a crash of the server process (not across a power cut, which a dev server
+#:   may lose) at in-memory speed.
+DEV_SERVER_TUNING = [
+    *("--dynamic-config-value", "history.transferProcessorMaxPollRPS=200"),
+    *("--sqlite-pragma", "journal_mode=wal"),
+    *("--sqlite-pragma", "synchronous=normal"),
+]
 
 
 class ServerUnavailable(Exception):

@@ -180,6 +180,17 @@ class Bench:
     rich: list[str] = field(default_factory=list)
     poor: list[str] = field(default_factory=list)
 
+    def record(self, report: PhaseReport) -> None:
+        """Keep a phase's report and say in one line how it went."""
+        self.reports.append(report)
+        r = report.result
+        self.progress.console.print(
+            f"{report.scenario} c={report.concurrency}: {r.count} in {r.wall:.1f} s, "
+            f"{r.throughput:.1f}/s, p50 {r.percentile(50) * 1000:.0f} ms, "
+            f"CPU {r.cpu_per_workflow * 1000:.1f} ms/wf"
+            + (f" [red]{'; '.join(report.problems)}" if report.problems else "")
+        )
+
     def phases(self) -> list[tuple[int, int]]:
         """(concurrency, workflows) of each phase."""
         return [(1, self.sequential), (self.concurrency, self.transfers)]
@@ -335,7 +346,7 @@ async def _run_worker_scenario(
             ids = [workflow_id(concurrency, i) for i in range(count)]
             report.events, report.history_bytes = await _history_stats(client, _sample(ids))
             _check(report, scenario.expect)
-            bench.reports.append(report)
+            bench.record(report)
 
 
 async def _run_subprocess_scenario(
@@ -382,7 +393,7 @@ async def _run_subprocess_scenario(
             ids = [f"{prefix}-{i}" for i in range(count)]
             report.events, report.history_bytes = await _history_stats(client, _sample(ids))
         _check(report, scenario.expect)
-        bench.reports.append(report)
+        bench.record(report)
 
 
 def _find(bench: Bench, key: str, concurrency: int) -> PhaseResult | None:
