@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -53,7 +54,9 @@ class Scenario:
     key: str
     label: str
     server: str | None  # UNTUNED, PROJECT, or None (no Temporal server: DBOS)
-    runner: str  # "worker" (worker processes, driven from here), "inprocess", "dbos"
+    # "worker" (worker processes, driven from here), "inprocess", "dbos", or
+    # "ledger" (the two ledger calls straight from this process)
+    runner: str
     workload: str  # "floor", "transfer", "insufficient", "refused", "default", "low-latency"
     worker_args: tuple[str, ...] = ()
     expect: str = "completed"
@@ -125,6 +128,7 @@ SCENARIOS = [
         "low-latency",
     ),
     Scenario("dbos", "DBOS: two steps, SQLite system database", None, "dbos", "dbos"),
+    Scenario("ledger", "ledger alone: debit then credit, no engine", None, "ledger", "transfer"),
 ]
 
 
@@ -174,17 +178,37 @@ class Bench:
     data_dir: Path
     console: Console
     progress: Progress
+    rounds: int = 1
+    round: int = 0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    tasks: dict[tuple[str, int], Any] = field(default_factory=dict)
     reports: list[PhaseReport] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     rich: list[str] = field(default_factory=list)
     poor: list[str] = field(default_factory=list)
 
     def record(self, report: PhaseReport) -> None:
-        """Keep a phase's report and say in one line how it went."""
-        self.reports.append(report)
+        """Keep a phase's report (merged into its earlier rounds); say how it went."""
         r = report.result
+        earlier = next(
+            (
+                e
+                for e in self.reports
+                if (e.scenario, e.concurrency) == (report.scenario, report.concurrency)
+            ),
+            None,
+        )
+        if earlier is None:
+            self.reports.append(report)
+        else:
+            earlier.result = _merge(earlier.result, r)
+            earlier.problems += report.problems
+            if report.events is not None and earlier.events is not None:
+                earlier.events = (earlier.events + report.events) / 2
+            if report.history_bytes is not None and earlier.history_bytes is not None:
+                earlier.history_bytes = (earlier.history_bytes + report.history_bytes) / 2
         self.progress.console.print(
+            f"round {self.round + 1}/{self.rounds} "
             f"{report.scenario} c={report.concurrency}: {r.count} in {r.wall:.1f} s, "
             f"{r.throughput:.1f}/s, p50 {r.percentile(50) * 1000:.0f} ms, "
             f"CPU {r.cpu_per_workflow * 1000:.1f} ms/wf"
@@ -192,8 +216,23 @@ class Bench:
         )
 
     def phases(self) -> list[tuple[int, int]]:
-        """(concurrency, workflows) of each phase."""
-        return [(1, self.sequential), (self.concurrency, self.transfers)]
+        """(concurrency, workflows) of each phase of one round."""
+        return [
+            (1, -(-self.sequential // self.rounds)),
+            (self.concurrency, -(-self.transfers // self.rounds)),
+        ]
+
+    def task(self, key: str, concurrency: int, count: int) -> Any:
+        """The progress bar of a scenario's phase, over all rounds."""
+        if (key, concurrency) not in self.tasks:
+            self.tasks[key, concurrency] = self.progress.add_task(
+                f"{key} c={concurrency}", total=count * self.rounds
+            )
+        return self.tasks[key, concurrency]
+
+    def prefix(self, key: str, concurrency: int) -> str:
+        """Workflow ids of a phase in this round: `bench-<run>-<scenario>-r<n>-c<c>`."""
+        return f"bench-{self.run_id}-{key}-r{self.round}-c{concurrency}"
 
     def open_accounts(self, store: LedgerStore) -> None:
         """Accounts with room for any run; some empty ones for the insufficient-funds path."""
@@ -215,6 +254,19 @@ class Bench:
         return TransferRequest(
             source_account=source, destination_account=destination, amount=AMOUNT
         )
+
+
+def _merge(a: PhaseResult, b: PhaseResult) -> PhaseResult:
+    """Two rounds of a phase as one: their workflows together, the second after the first."""
+    return PhaseResult(
+        latencies=a.latencies + b.latencies,
+        wall=a.wall + b.wall,
+        cpu_seconds=a.cpu_seconds + b.cpu_seconds,
+        peak_rss=max(a.peak_rss, b.peak_rss),
+        rss_samples=a.rss_samples + [(t + a.wall, rss) for t, rss in b.rss_samples],
+        outcomes=dict(Counter(a.outcomes) + Counter(b.outcomes)),
+        marks=a.marks + [t + a.wall for t in b.marks],
+    )
 
 
 def _free_port() -> int:
@@ -307,10 +359,10 @@ def _check(report: PhaseReport, expect: str) -> None:
 async def _run_worker_scenario(
     bench: Bench, scenario: Scenario, client: Client, address: str
 ) -> None:
-    task_queue = f"bench-{bench.run_id}-{scenario.key}"
+    task_queue = f"bench-{bench.run_id}-{scenario.key}-r{bench.round}"
 
     def workflow_id(concurrency: int, index: int) -> str:
-        return f"bench-{bench.run_id}-{scenario.key}-c{concurrency}-{index}"
+        return f"{bench.prefix(scenario.key, concurrency)}-{index}"
 
     def runner(concurrency: int) -> Callable[[int], Any]:
         async def run_one(index: int) -> str:
@@ -334,7 +386,7 @@ async def _run_worker_scenario(
         for index in range(bench.warmup):
             await warm(index)
         for concurrency, count in bench.phases():
-            task = bench.progress.add_task(f"{scenario.key} c={concurrency}", total=count)
+            task = bench.task(scenario.key, concurrency, count)
             result = await drive(
                 runner(concurrency),
                 transfers=count,
@@ -353,8 +405,8 @@ async def _run_subprocess_scenario(
     bench: Bench, scenario: Scenario, client: Client | None, address: str | None
 ) -> None:
     for concurrency, count in bench.phases():
-        task = bench.progress.add_task(f"{scenario.key} c={concurrency}", total=count)
-        prefix = f"bench-{bench.run_id}-{scenario.key}-c{concurrency}"
+        task = bench.task(scenario.key, concurrency, count)
+        prefix = bench.prefix(scenario.key, concurrency)
         out = bench.data_dir / f"{prefix}.json"
         common = [
             "--ledger-url",
@@ -392,6 +444,37 @@ async def _run_subprocess_scenario(
         if client is not None:
             ids = [f"{prefix}-{i}" for i in range(count)]
             report.events, report.history_bytes = await _history_stats(client, _sample(ids))
+        _check(report, scenario.expect)
+        bench.record(report)
+
+
+async def _run_ledger_scenario(bench: Bench, scenario: Scenario, store: LedgerStore) -> None:
+    """The ledger's own cost: the debit and the credit a transfer makes, with no engine."""
+    for concurrency, count in bench.phases():
+        task = bench.task(scenario.key, concurrency, count)
+        prefix = bench.prefix(scenario.key, concurrency)
+
+        async def run_one(index: int, prefix: str = prefix) -> str:
+            request = bench.request(scenario.workload, index)
+            await asyncio.to_thread(
+                store.debit, f"{prefix}-{index}/debit", request.source_account, request.amount
+            )
+            await asyncio.to_thread(
+                store.credit,
+                f"{prefix}-{index}/credit",
+                request.destination_account,
+                request.amount,
+            )
+            return "completed"
+
+        result = await drive(
+            run_one,
+            transfers=count,
+            concurrency=concurrency,
+            meter=Meter(os.getpid()),
+            progress=lambda task=task: bench.progress.advance(task),  # type: ignore[misc]
+        )
+        report = PhaseReport(scenario.key, scenario.label, concurrency, result)
         _check(report, scenario.expect)
         bench.record(report)
 
@@ -457,6 +540,20 @@ def ratios(bench: Bench) -> list[dict[str, Any]]:
         "<= 1.1",
         lambda v: v <= 1.1,
     )
+    transfer_1, floor_1, ledger_1 = (
+        get("transfer", 1, p50),
+        get("floor", 1, p50),
+        get("ledger", 1, p50),
+    )
+    if transfer_1 is not None and floor_1 is not None and ledger_1 is not None:
+        out.append(
+            {
+                "ratio": "saga overhead ms: transfer p50 - floor p50 - ledger p50 (c=1)",
+                "value": round((transfer_1 - floor_1 - ledger_1) * 1000, 1),
+                "target": "(near 0)",
+                "met": transfer_1 - floor_1 - ledger_1 <= 0.005,
+            }
+        )
     add(
         "floor p50 tuned / untuned (c=1)",
         get("floor", 1, p50),
@@ -511,7 +608,7 @@ def ratios(bench: Bench) -> list[dict[str, Any]]:
             }
         )
     long_run = _find(bench, "transfer", c)
-    if long_run is not None and long_run.count >= 2000:
+    if long_run is not None and long_run.count >= 2000 and bench.rounds == 1:
         n = long_run.count
         out.append(
             {
@@ -630,6 +727,7 @@ async def run(args: argparse.Namespace, console: Console) -> int:
             console=console,
         )
         bench = Bench(
+            rounds=args.rounds,
             transfers=args.transfers,
             sequential=args.sequential,
             concurrency=args.concurrency,
@@ -644,21 +742,29 @@ async def run(args: argparse.Namespace, console: Console) -> int:
         bench.open_accounts(store)
         started = time.monotonic()
         with progress:
-            for server in (UNTUNED, PROJECT):
-                here = [s for s in scenarios if s.server == server]
-                if not here:
-                    continue
-                async with _server(server, data_dir) as (client, address):
-                    for scenario in here:
+            async with contextlib.AsyncExitStack() as stack:
+                # Both servers up at once, and the scenarios in rounds, so that a
+                # slow spell of a shared machine falls on all of them alike.
+                servers: dict[str | None, tuple[Client | None, str | None]] = {None: (None, None)}
+                for server in (UNTUNED, PROJECT):
+                    if any(s.server == server for s in scenarios):
+                        servers[server] = await stack.enter_async_context(_server(server, data_dir))
+                for round_ in range(bench.rounds):
+                    bench.round = round_
+                    for scenario in scenarios:
+                        client, address = servers[scenario.server]
                         if scenario.runner == "worker":
+                            assert client is not None
+                            assert address is not None
                             await _run_worker_scenario(bench, scenario, client, address)
+                        elif scenario.runner == "ledger":
+                            await _run_ledger_scenario(bench, scenario, store)
+                        elif scenario.runner == "dbos" and importlib.util.find_spec("dbos") is None:
+                            bench.skipped[scenario.key] = (
+                                "dbos is not installed: pip install -e '.[bench]'"
+                            )
                         else:
                             await _run_subprocess_scenario(bench, scenario, client, address)
-            for scenario in (s for s in scenarios if s.server is None):
-                if importlib.util.find_spec("dbos") is None:
-                    bench.skipped[scenario.key] = "dbos is not installed: pip install -e '.[bench]'"
-                    continue
-                await _run_subprocess_scenario(bench, scenario, None, None)
         report = audit(*store.snapshot())
         store.close()
         rows = ratios(bench)
@@ -687,6 +793,7 @@ async def run(args: argparse.Namespace, console: Console) -> int:
                             "sequential": args.sequential,
                             "concurrency": args.concurrency,
                             "workers": args.workers,
+                            "rounds": args.rounds,
                             "warmup": args.warmup,
                             "ledger": "postgresql" if args.ledger_url else "sqlite",
                             "project_server": os.environ.get("TEMPORAL_ADDRESS", "embedded"),
@@ -716,6 +823,12 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=200, help="per phase at concurrency 1")
     parser.add_argument("--concurrency", type=int, default=8, help="C (default 8)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes per scenario")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="split each phase into rounds, interleaved across scenarios (default 3)",
+    )
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured workflows first")
     parser.add_argument("--ledger-url", help="the ledger (default: a fresh SQLite file)")
     parser.add_argument("--json", metavar="PATH", help="write the full report as JSON")

@@ -15,12 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.timeout(600)
 def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
-    """Every scenario runs at both concurrencies with the outcomes it must have."""
+    """Every scenario runs at both concurrencies, in two rounds, with the outcomes it must have."""
     report_path = tmp_path / "bench.json"
     done = subprocess.run(
         [
             *(sys.executable, "-m", "bench", "--transfers", "4", "--sequential", "2"),
-            *("--concurrency", "2", "--warmup", "1", "--json", str(report_path)),
+            *("--concurrency", "2", "--warmup", "1", "--rounds", "2", "--json", str(report_path)),
         ],
         cwd=ROOT,
         capture_output=True,
