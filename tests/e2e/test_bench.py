@@ -37,7 +37,8 @@ def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
             phase = phases[scenario.key, concurrency]
             assert {scenario.expect: count} == phase["outcomes"], scenario.key
             assert phase["p50_ms"] > 0
-            assert phase["cpu_ms_per_workflow"] > 0
+            # psutil's CPU times tick in 10 ms: two ledger calls may not show.
+            assert phase["cpu_ms_per_workflow"] > (0 if scenario.runner == "worker" else -1)
     # The event counts are exact, not timings: the floor, +1 upsert, one workflow task.
     assert 17 == phases["floor", 1]["history_events"]
     assert 18 == phases["transfer", 1]["history_events"]
