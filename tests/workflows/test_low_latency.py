@@ -2,6 +2,7 @@
 
 import asyncio
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from temporalio import activity
@@ -11,12 +12,29 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities import StepInput, StepResult
-from app.transfers import start_transfer, wait_outcome
+from app.transfers import TransferOutcome, start_transfer, wait_outcome
 from ledger import LedgerStore
 from tests.conftest import balances, opening_balances
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import new_id, postings_of, request
-from workflows.transfer import LowLatencyTransferWorkflow, StepStatus, TransferStatus
+from workflows.transfer import (
+    LowLatencyTransferWorkflow,
+    StepStatus,
+    TransferRequest,
+    TransferState,
+    TransferStatus,
+)
+
+
+async def _run_low_latency(
+    client: Client, task_queue: str, req: TransferRequest, transfer_id: str, *, eager: bool = False
+) -> tuple[Any, TransferOutcome, TransferState]:
+    """Start in low-latency mode; wait for the outcome; return handle, outcome and state."""
+    handle, _ = await start_transfer(
+        client, req, transfer_id=transfer_id, task_queue=task_queue, low_latency=True, eager=eager
+    )
+    outcome = await wait_outcome(handle)
+    return handle, outcome, await handle.query(LowLatencyTransferWorkflow.state)
 
 
 def _kinds(history: object) -> list[str]:
@@ -32,15 +50,9 @@ async def test_a_low_latency_transfer_moves_the_money_in_one_workflow_task(
     """Both steps run inside the first workflow task and are recorded as markers."""
     transfer_id = new_id()
     async with transfer_worker(client, store) as tq:
-        handle, _ = await start_transfer(
-            client,
-            request("ACC-001", "ACC-002", "150"),
-            transfer_id=transfer_id,
-            task_queue=tq,
-            low_latency=True,
+        handle, outcome, state = await _run_low_latency(
+            client, tq, request("ACC-001", "ACC-002", "150"), transfer_id
         )
-        outcome = await wait_outcome(handle)
-        state = await handle.query(LowLatencyTransferWorkflow.state)
         history = await handle.fetch_history()
     assert outcome.ok
     assert [("debit", "debit"), ("credit", "credit")] == postings_of(store, transfer_id)
@@ -59,15 +71,9 @@ async def test_a_refused_credit_is_compensated_in_low_latency_mode(
     """Credit to a missing account: the debit is reversed, balances as they were."""
     transfer_id = new_id()
     async with transfer_worker(client, store) as tq:
-        handle, _ = await start_transfer(
-            client,
-            request("ACC-001", "ACC-999", "200"),
-            transfer_id=transfer_id,
-            task_queue=tq,
-            low_latency=True,
+        _, outcome, state = await _run_low_latency(
+            client, tq, request("ACC-001", "ACC-999", "200"), transfer_id
         )
-        outcome = await wait_outcome(handle)
-        state = await handle.query(LowLatencyTransferWorkflow.state)
     assert ("compensated", "AccountNotFound") == (outcome.status, outcome.error_type)
     assert TransferStatus.COMPENSATED == state.status
     assert [
@@ -114,14 +120,9 @@ async def test_eager_start_hands_the_first_task_to_this_process(
     client = dev_env.client
     transfer_id = new_id()
     async with transfer_worker(client, store) as tq:
-        handle, _ = await start_transfer(
-            client,
-            request("ACC-001", "ACC-002", "15"),
-            transfer_id=transfer_id,
-            task_queue=tq,
-            low_latency=True,
-            eager=True,
+        handle, outcome, _ = await _run_low_latency(
+            client, tq, request("ACC-001", "ACC-002", "15"), transfer_id, eager=True
         )
-        assert (await wait_outcome(handle)).ok
+        assert outcome.ok
     assert getattr(handle, "__temporal_eagerly_started", False), "the start was not eager"
     assert [("debit", "debit"), ("credit", "credit")] == postings_of(store, transfer_id)
