@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +22,6 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from temporalio.client import (
-    Client,
     WorkflowExecutionStatus,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
@@ -31,7 +31,7 @@ from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from app import fleet, render
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.temporal import (
     ServerUnavailable,
     connect,
@@ -48,16 +48,19 @@ from app.transfers import (
     validation_message,
     wait_outcome,
 )
-from app.worker import running_worker, wait_for_stop_signal
+from app.worker import running_bank_workers, running_worker, wait_for_stop_signal
 from ledger import (
     EXTERNAL_ACCOUNT,
+    Account,
     LedgerError,
     LedgerStore,
+    Receipt,
     format_amount,
     open_store,
     parse_amount,
 )
-from ledger.audit import audit, group_by_transfer
+from ledger.audit import audit, audit_banks, group_by_transfer
+from workflows.banks import bank_task_queue
 from workflows.transfer import (
     DEFAULT_DEADLINE_SECONDS,
     FINAL_STATUSES,
@@ -120,6 +123,17 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         default="127.0.0.1",
         help="address the metrics endpoint binds to (default 127.0.0.1; 0.0.0.0 for all)",
     )
+    role = parser.add_mutually_exclusive_group()
+    role.add_argument(
+        "--workflows",
+        action="store_true",
+        help="with TRANSFER_BANKS: run only the transfer workflows (no ledger)",
+    )
+    role.add_argument(
+        "--bank",
+        metavar="NAME",
+        help="with TRANSFER_BANKS: run only this bank's ledger steps, on task queue bank-NAME",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -131,35 +145,67 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         address = f"{args.metrics_host}:{args.metrics_port}"
     return _guard(
         lambda: _run_worker(
-            Settings.from_env(), dev=args.dev, runtime=runtime, metrics_address=address
+            Settings.from_env(),
+            dev=args.dev,
+            runtime=runtime,
+            metrics_address=address,
+            bank=args.bank,
+            workflows_only=args.workflows,
         )
     )
 
 
 async def _run_worker(
-    settings: Settings, *, dev: bool, runtime: Runtime | None, metrics_address: str | None
+    settings: Settings,
+    *,
+    dev: bool,
+    runtime: Runtime | None,
+    metrics_address: str | None,
+    bank: str | None = None,
+    workflows_only: bool = False,
 ) -> int:
-    store = open_store(settings.ledger_url)
+    if not settings.multi_bank and (bank or workflows_only):
+        raise _Fail(
+            "--bank and --workflows split the work between banks: set TRANSFER_BANKS "
+            "(such as north,south) first",
+            EXIT_USAGE,
+        )
+    served = [settings.require_bank(bank)] if bank else [] if workflows_only else settings.banks
+    stores = {b: open_store(settings.bank_ledger_url(b)) for b in served}
     async with server_client(settings, dev=dev, runtime=runtime) as client:
-        missing = await missing_search_attributes(client)
-        if missing:
-            raise _Fail(
-                f"Search attributes {', '.join(missing)} are not registered on namespace "
-                f"{client.namespace}: run `python starter.py setup` once",
-                EXIT_UNAVAILABLE,
+        if bank is None:
+            missing = await missing_search_attributes(client)
+            if missing:
+                raise _Fail(
+                    f"Search attributes {', '.join(missing)} are not registered on namespace "
+                    f"{client.namespace}: run `python starter.py setup` once",
+                    EXIT_UNAVAILABLE,
+                )
+        where = f"{client.service_client.config.target_host} (namespace {client.namespace})"
+        running: contextlib.AbstractAsyncContextManager[Any]
+        if not settings.multi_bank:
+            store = open_store(settings.ledger_url)
+            running = running_worker(client, store, task_queue=settings.task_queue)
+            what = f"task queue {settings.task_queue!r} at {where}, ledger {store!r}"
+        else:
+            running = running_bank_workers(
+                client, stores, task_queue=settings.task_queue, workflows=bank is None
             )
-        async with running_worker(client, store, task_queue=settings.task_queue):
+            parts = [] if bank else [f"workflows on task queue {settings.task_queue!r}"]
+            for b, store_b in stores.items():
+                queue = bank_task_queue(b, settings.task_queue)
+                parts.append(f"bank {b} on {queue!r} (ledger {store_b!r})")
+            what = f"{'; '.join(parts)} at {where}"
+        async with running:
             if metrics_address:
                 print(f"Prometheus metrics on http://{metrics_address}/metrics", flush=True)
-            await _serve(client, store, settings)
+            await _serve(what, settings)
     return EXIT_OK
 
 
-async def _serve(client: Client, store: LedgerStore, settings: Settings) -> None:
+async def _serve(what: str, settings: Settings) -> None:
     print(
-        f"Worker running on task queue {settings.task_queue!r} at "
-        f"{client.service_client.config.target_host} (namespace {client.namespace}), "
-        f"ledger {store!r}. Web UI: {settings.ui_url}. Ctrl-C to stop.",
+        f"Worker running: {what}. Web UI: {settings.ui_url}. Ctrl-C to stop.",
         flush=True,
     )
     sig = await wait_for_stop_signal()
@@ -181,7 +227,11 @@ def _parser() -> argparse.ArgumentParser:
     opening.add_argument("account_id", metavar="ID")
     opening.add_argument("--owner", required=True, help="the account holder's name")
     opening.add_argument("--balance", default="0", help="opening balance, e.g. 1000.00")
+    opening.add_argument(
+        "--bank", metavar="NAME", help="with TRANSFER_BANKS: the bank (its number must name it)"
+    )
     listing = accounts_cmd.add_parser("list", help="all accounts, as one consistent snapshot")
+    listing.add_argument("--bank", metavar="NAME", help="with TRANSFER_BANKS: this bank only")
     listing.add_argument("--json", action="store_true", help="print JSON")
     closing = accounts_cmd.add_parser("close", help="close an account whose balance is zero")
     closing.add_argument("account_id", metavar="ID")
@@ -267,7 +317,11 @@ def _parser() -> argparse.ArgumentParser:
 def starter_main(argv: Sequence[str] | None = None) -> int:
     """`python starter.py COMMAND ...`."""
     args = _parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     handlers: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
         "accounts": lambda: _accounts(settings, args),
         "transfer": lambda: _transfer(settings, args),
@@ -307,13 +361,41 @@ def _guard(command: Callable[[], Coroutine[Any, Any, int]]) -> int:
     return code
 
 
+def _ledger_of(settings: Settings, account_id: str) -> LedgerStore:
+    """The ledger that holds an account: the one ledger, or its bank's."""
+    if not settings.multi_bank:
+        return open_store(settings.ledger_url)
+    return open_store(settings.bank_ledger_url(settings.bank_of(account_id)))
+
+
+def _account_json(account: Account, bank: str | None) -> dict[str, Any]:
+    return ({"bank": bank} if bank else {}) | {
+        "id": account.id,
+        "owner": account.owner,
+        "kind": account.kind.value,
+        "balance": format_amount(account.balance),
+        "status": account.status.value,
+    }
+
+
 async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
-    store = open_store(settings.ledger_url)
+    if args.accounts_command == "list":
+        return _list_accounts(settings, args)
+    store = _ledger_of(settings, args.account_id)
     if args.accounts_command == "open":
+        if args.bank is not None:
+            bank = settings.require_bank(args.bank)
+            if settings.bank_of(args.account_id) != bank:
+                raise _Fail(
+                    f"Account {args.account_id} is at bank {settings.bank_of(args.account_id)} "
+                    f"(its number says so), not {bank}: number it {bank.upper()}-...",
+                    EXIT_USAGE,
+                )
         account = store.open_account(
             args.account_id, args.owner, parse_amount(args.balance, allow_zero=True)
         )
-        print(f"Opened {account.id} for {account.owner} with {format_amount(account.balance)}")
+        at = f" at bank {settings.bank_of(account.id)}" if settings.multi_bank else ""
+        print(f"Opened {account.id}{at} for {account.owner} with {format_amount(account.balance)}")
     elif args.accounts_command == "close":
         account = store.close_account(args.account_id)
         print(f"Closed {account.id}")
@@ -323,33 +405,45 @@ async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
     elif args.accounts_command == "unfreeze":
         account = store.unfreeze_account(args.account_id)
         print(f"Unfroze {account.id}")
-    elif args.json:
+    return EXIT_OK
+
+
+def _list_accounts(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.multi_bank:
+        if args.bank is not None:
+            settings.require_bank(args.bank)  # explains that no banks are configured
+        accounts = open_store(settings.ledger_url).list_accounts()
+        if args.json:
+            print(json.dumps([_account_json(a, None) for a in accounts], indent=2))
+        else:
+            print(render.balance_table(accounts))
+        return EXIT_OK
+    banks = [settings.require_bank(args.bank)] if args.bank else list(settings.banks)
+    listed = {b: open_store(settings.bank_ledger_url(b)).list_accounts() for b in banks}
+    if args.json:
         print(
-            json.dumps(
-                [
-                    {
-                        "id": a.id,
-                        "owner": a.owner,
-                        "kind": a.kind.value,
-                        "balance": format_amount(a.balance),
-                        "status": a.status.value,
-                    }
-                    for a in store.list_accounts()
-                ],
-                indent=2,
-            )
+            json.dumps([_account_json(a, b) for b, accs in listed.items() for a in accs], indent=2)
         )
     else:
-        print(render.balance_table(store.list_accounts()))
+        print("\n\n".join(render.balance_table(accs, b) for b, accs in listed.items()))
     return EXIT_OK
 
 
 async def _transfer(settings: Settings, args: argparse.Namespace) -> int:
+    routing = (
+        {
+            "source_bank": settings.bank_of(args.source),
+            "destination_bank": settings.bank_of(args.destination),
+        }
+        if settings.multi_bank
+        else {}
+    )
     request = TransferRequest(
         source_account=args.source,
         destination_account=args.destination,
         amount=args.amount,
         deadline_seconds=args.deadline,
+        **routing,
     )
     transfer_id = args.transfer_id or f"transfer-{uuid.uuid4().hex[:12]}"
     client = await connect()
@@ -477,6 +571,8 @@ def _not_found(transfer_id: str, err: RPCError) -> _Fail:
 
 
 async def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.multi_bank:
+        return await _audit_banks(settings, args)
     store = open_store(settings.ledger_url)
     report = audit(*store.snapshot())
     checked_temporal = False
@@ -486,25 +582,56 @@ async def _audit(settings: Settings, args: argparse.Namespace) -> int:
             for g in group_by_transfer(store.receipts()).values()
             if g.in_clearing != 0
         ]
-        if in_flight:
-            client = await connect()
-            checked_temporal = True
-            for transfer_id in in_flight:
-                try:
-                    desc = await client.get_workflow_handle(transfer_id).describe()
-                    status = desc.status
-                except RPCError:
-                    status = None
-                if status != WorkflowExecutionStatus.RUNNING:
-                    report.findings.append(
-                        f"{transfer_id}: holds money in clearing but its workflow is "
-                        f"{status.name.lower() if status else 'missing'}"
-                    )
+        checked_temporal = await _check_running(in_flight, report.findings)
     if args.json:
         print(json.dumps(asdict(report) | {"ok": report.ok}, indent=2, default=str))
     else:
         print(render.audit_text(report, checked_temporal=checked_temporal))
     return EXIT_OK if report.ok else EXIT_NOT_COMPLETED
+
+
+async def _audit_banks(settings: Settings, args: argparse.Namespace) -> int:
+    snapshots = {b: open_store(settings.bank_ledger_url(b)).snapshot() for b in settings.banks}
+    report = audit_banks(snapshots)
+    checked_temporal = False
+    if not args.no_temporal:
+        held = {
+            transfer_id
+            for _, receipts in snapshots.values()
+            for transfer_id, group in group_by_transfer(receipts).items()
+            if group.in_clearing != 0
+        }
+        in_flight = [t for t in sorted(held) if t not in _settled(snapshots)]
+        checked_temporal = await _check_running(in_flight, report.findings)
+    if args.json:
+        print(json.dumps(asdict(report) | {"ok": report.ok}, indent=2, default=str))
+    else:
+        print(render.banks_audit_text(report, checked_temporal=checked_temporal))
+    return EXIT_OK if report.ok else EXIT_NOT_COMPLETED
+
+
+def _settled(snapshots: dict[str, tuple[list[Account], list[Receipt]]]) -> set[str]:
+    """Transfers whose postings, over all banks together, leave nothing in clearing."""
+    merged = group_by_transfer([r for _, receipts in snapshots.values() for r in receipts])
+    return {t for t, g in merged.items() if g.outcome != "in_flight"}
+
+
+async def _check_running(transfer_ids: list[str], findings: list[str]) -> bool:
+    """Each transfer holding money in clearing must still be running; False if none to check."""
+    if not transfer_ids:
+        return False
+    client = await connect()
+    for transfer_id in transfer_ids:
+        try:
+            status = (await client.get_workflow_handle(transfer_id).describe()).status
+        except RPCError:
+            status = None
+        if status != WorkflowExecutionStatus.RUNNING:
+            findings.append(
+                f"{transfer_id}: holds money in clearing but its workflow is "
+                f"{status.name.lower() if status else 'missing'}"
+            )
+    return True
 
 
 async def _setup() -> int:

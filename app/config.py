@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_TASK_QUEUE = "money-transfer"
+from workflows.banks import DEFAULT_TASK_QUEUE, InvalidBankName, bank_of, validate_bank_name
+
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_UI_PORT = 8233
 DATA_DIR = Path(".data")
@@ -34,13 +35,48 @@ class Settings:
     task_queue: str
     ui_url: str
     data_dir: Path = DATA_DIR
+    #: ``TRANSFER_BANKS``: the banks served (``north,south``); empty for the
+    #: single-bank setup, where one ledger holds every account.
+    banks: tuple[str, ...] = ()
+    #: Each bank's ledger: ``LEDGER_URL_<BANK>``, else ``LEDGER_URL`` with
+    #: ``{bank}`` in it, else ``sqlite:///<data dir>/ledger-<bank>.db``.
+    bank_ledger_urls: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def multi_bank(self) -> bool:
+        """Whether several banks (each with its own ledger and worker) are served."""
+        return bool(self.banks)
+
+    def bank_of(self, account_id: str) -> str:
+        """The bank of an account, told by its number (raises UnknownBank)."""
+        return bank_of(account_id, self.banks)
+
+    def require_bank(self, bank: str) -> str:
+        """`bank` if this deployment serves it, else a ConfigError naming those it does."""
+        if not self.multi_bank:
+            raise ConfigError(
+                "No banks are configured (TRANSFER_BANKS): one ledger holds every account"
+            )
+        if bank not in self.banks:
+            raise ConfigError(
+                f"Unknown bank {bank!r}: TRANSFER_BANKS serves {', '.join(self.banks)}"
+            )
+        return bank
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read the settings, falling back to the embedded defaults."""
+        """Read the settings, falling back to the embedded defaults.
+
+        Raises:
+            ConfigError: A bank name is malformed, or the banks' ledgers
+                would be one database.
+        """
         env = os.environ if env is None else env
         data_dir = Path(env.get("TRANSFER_DATA_DIR", str(DATA_DIR)))
+        banks = _banks(env.get("TRANSFER_BANKS", ""))
         return cls(
+            banks=banks,
+            bank_ledger_urls={bank: _bank_ledger_url(env, bank, data_dir) for bank in banks},
             ledger_url=env.get("LEDGER_URL") or f"sqlite:///{data_dir / 'ledger.db'}",
             task_queue=env.get("TEMPORAL_TASK_QUEUE") or DEFAULT_TASK_QUEUE,
             ui_url=(env.get("TEMPORAL_UI_URL") or f"http://localhost:{DEFAULT_UI_PORT}").rstrip(
@@ -49,6 +85,10 @@ class Settings:
             data_dir=data_dir,
         )
 
+    def bank_ledger_url(self, bank: str) -> str:
+        """The ledger of one bank."""
+        return self.bank_ledger_urls[self.require_bank(bank)]
+
     def workflow_url(self, namespace: str, workflow_id: str) -> str:
         """The Web UI page of one workflow."""
         from urllib.parse import quote
@@ -56,3 +96,33 @@ class Settings:
         return (
             f"{self.ui_url}/namespaces/{quote(namespace)}/workflows/{quote(workflow_id, safe='')}"
         )
+
+
+class ConfigError(ValueError):
+    """The environment asks for something inconsistent."""
+
+
+def _banks(text: str) -> tuple[str, ...]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    try:
+        banks = tuple(validate_bank_name(name) for name in names)
+    except InvalidBankName as err:
+        raise ConfigError(f"TRANSFER_BANKS: {err}") from err
+    if len(set(banks)) != len(banks):
+        raise ConfigError(f"TRANSFER_BANKS names a bank twice: {text}")
+    return banks
+
+
+def _bank_ledger_url(env: Mapping[str, str], bank: str, data_dir: Path) -> str:
+    own = env.get(f"LEDGER_URL_{bank.upper()}")
+    if own:
+        return own
+    shared = env.get("LEDGER_URL")
+    if shared:
+        if "{bank}" not in shared:
+            raise ConfigError(
+                "With TRANSFER_BANKS each bank needs a ledger of its own: put {bank} in "
+                f"LEDGER_URL (such as ?schema=bank_{{bank}}) or set LEDGER_URL_{bank.upper()}"
+            )
+        return shared.replace("{bank}", bank)
+    return f"sqlite:///{data_dir / f'ledger-{bank}.db'}"

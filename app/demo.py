@@ -1,4 +1,4 @@
-"""`python starter.py demo`: the three classic scenarios on a fresh demo ledger.
+"""`python starter.py demo`: the three classic scenarios, then one transfer between banks.
 
 Self-contained: it uses the Temporal server that answers (or starts the
 embedded one), runs its own worker in-process on a task queue of its own
@@ -18,8 +18,10 @@ from app import render
 from app.config import Settings
 from app.temporal import server_client
 from app.transfers import TransferOutcome, describe_request, start_transfer, wait_outcome
-from app.worker import running_worker
+from app.worker import running_bank_workers, running_worker
 from ledger import LedgerStore, open_store
+from ledger.audit import audit_banks
+from workflows.banks import bank_task_queue
 from workflows.transfer import TransferRequest, TransferWorkflow
 
 ACCOUNTS = [
@@ -37,6 +39,12 @@ SCENARIOS = [
         "ACC-999",
         "200.00",
     ),
+]
+
+#: The demo's two banks: one account each.
+DEMO_BANKS = [
+    ("north", "NORTH-001", "Alice", Decimal("1000.00")),
+    ("south", "SOUTH-001", "Dave", Decimal("50.00")),
 ]
 
 RULE = "=" * 72
@@ -61,19 +69,19 @@ async def run_demo(settings: Settings) -> int:
     task_queue = f"{settings.task_queue}-demo-{run}"
     expected = ["completed", "compensated", "compensated"]
     outcomes: list[TransferOutcome] = []
-    async with (
-        server_client(settings, dev=True) as client,
-        running_worker(client, store, task_queue=task_queue),
-    ):
-        for number, (title, source, destination, amount) in enumerate(SCENARIOS, start=1):
-            print(f"\n{RULE}\nSCENARIO {number}: {title}\n{RULE}")
-            request = TransferRequest(
-                source_account=source, destination_account=destination, amount=amount
-            )
-            transfer_id = f"demo-{run}-{number}"
-            outcomes.append(
-                await _run_scenario(client, settings, store, request, transfer_id, task_queue)
-            )
+    async with server_client(settings, dev=True) as client:
+        async with running_worker(client, store, task_queue=task_queue):
+            for number, (title, source, destination, amount) in enumerate(SCENARIOS, start=1):
+                print(f"\n{RULE}\nSCENARIO {number}: {title}\n{RULE}")
+                request = TransferRequest(
+                    source_account=source, destination_account=destination, amount=amount
+                )
+                transfer_id = f"demo-{run}-{number}"
+                outcomes.append(
+                    await _run_scenario(client, settings, store, request, transfer_id, task_queue)
+                )
+        expected.append("completed")
+        outcomes.append(await _cross_bank(client, settings, run, task_queue))
 
     ok = [o.status for o in outcomes] == expected
     print(f"\n{RULE}")
@@ -81,10 +89,45 @@ async def run_demo(settings: Settings) -> int:
     return 0 if ok else 1
 
 
+async def _cross_bank(
+    client: Client, settings: Settings, run: str, task_queue: str
+) -> TransferOutcome:
+    """Two banks, each with its own ledger and its own worker: Alice at north pays Dave at south."""
+    print(f"\n{RULE}\nSCENARIO 4: Between two banks, each with its own ledger and worker\n{RULE}")
+    stores = {}
+    for bank, account_id, owner, balance in DEMO_BANKS:
+        path = settings.data_dir / f"demo-ledger-{bank}.db"
+        for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            stale.unlink(missing_ok=True)
+        stores[bank] = open_store(str(path))
+        stores[bank].open_account(account_id, owner, balance)
+        queue = bank_task_queue(bank, f"{task_queue}-banks")
+        print(f"Bank {bank}: ledger {path}, its steps on task queue {queue}")
+    request = TransferRequest(
+        source_account="NORTH-001",
+        destination_account="SOUTH-001",
+        amount=Decimal("120.00"),
+        source_bank="north",
+        destination_bank="south",
+    )
+    bank_queue = f"{task_queue}-banks"
+    async with running_bank_workers(client, stores, task_queue=bank_queue):
+        outcome = await _run_scenario(client, settings, None, request, f"demo-{run}-4", bank_queue)
+    for bank, store in stores.items():
+        print(f"\n{render.balance_table(store.list_accounts(), bank)}")
+    report = audit_banks({bank: store.snapshot() for bank, store in stores.items()})
+    positions = ", ".join(f"{p.bank} {p.clearing:+,.2f}" for p in report.positions)
+    print(
+        f"\nSettlement positions (each bank's clearing): {positions}; they net to zero: "
+        + ("yes" if report.ok else f"NO: {report.findings}")
+    )
+    return outcome if report.ok else TransferOutcome(outcome.transfer_id, "audit failed")
+
+
 async def _run_scenario(
     client: Client,
     settings: Settings,
-    store: LedgerStore,
+    store: LedgerStore | None,
     request: TransferRequest,
     transfer_id: str,
     task_queue: str,
@@ -104,5 +147,6 @@ async def _run_scenario(
     state = await handle.query(TransferWorkflow.state)
     print(render.state_text(state))
     print(f"  Web UI: {settings.workflow_url(client.namespace, transfer_id)}")
-    print(f"\nBalances:\n{render.balance_table(store.list_accounts())}")
+    if store is not None:
+        print(f"\nBalances:\n{render.balance_table(store.list_accounts())}")
     return outcome

@@ -7,21 +7,29 @@ from decimal import Decimal
 from app.fleet import Stats, TransferRow
 from app.transfers import TransferOutcome
 from ledger import Account, AccountKind, Receipt
-from ledger.audit import AuditReport
+from ledger.audit import AuditReport, BanksAuditReport
 from workflows.transfer import StepState, TransferState
 
 
-def balance_table(accounts: list[Account]) -> str:
-    """Customer accounts first, then the system accounts, then the zero-sum check."""
+def balance_table(accounts: list[Account], bank: str | None = None) -> str:
+    """Customer accounts first, then the system accounts, then the zero-sum check.
+
+    With `bank`, a Bank column leads (several banks: one table per bank).
+    """
     order = {AccountKind.CUSTOMER: 0, AccountKind.CLEARING: 1, AccountKind.EXTERNAL: 2}
     rows = sorted(accounts, key=lambda a: (order[a.kind], a.id))
     width = max([len(a.owner) for a in rows] + [5])
-    lines = [f"  {'Owner':<{width}}  {'Account':<12} {'Kind':<9} {'Balance':>14}"]
+    lead = "" if bank is None else f"{bank:<8} "
+    blank = "" if bank is None else " " * 9
+    head = "" if bank is None else f"{'Bank':<8} "
+    lines = [f"  {head}{'Owner':<{width}}  {'Account':<12} {'Kind':<9} {'Balance':>14}"]
     for a in rows:
         flag = "" if a.status == "open" else f"  ({a.status})"
-        lines.append(f"  {a.owner:<{width}}  {a.id:<12} {a.kind:<9} {a.balance:>14,.2f}{flag}")
+        lines.append(
+            f"  {lead}{a.owner:<{width}}  {a.id:<12} {a.kind:<9} {a.balance:>14,.2f}{flag}"
+        )
     total = sum((a.balance for a in accounts), Decimal("0.00"))
-    lines.append(f"  {'':<{width}}  {'':<12} {'sum':<9} {total:>14,.2f}")
+    lines.append(f"  {blank}{'':<{width}}  {'':<12} {'sum':<9} {total:>14,.2f}")
     return "\n".join(lines)
 
 
@@ -131,6 +139,33 @@ def audit_text(report: AuditReport, *, checked_temporal: bool) -> str:
     if report.ok:
         lines.append("OK: the ledger sums to zero, no customer is negative, every transfer's")
         lines.append("    postings are valid, and clearing matches the transfers in flight.")
+    else:
+        lines.append(f"{len(report.findings)} finding(s):")
+        lines += [f"  - {finding}" for finding in report.findings]
+    return "\n".join(lines)
+
+
+def banks_audit_text(report: BanksAuditReport, *, checked_temporal: bool) -> str:
+    """The `audit` command's report over several banks: each bank's position, then findings."""
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items())) or "none"
+    lines = [
+        f"Transfers: {report.transfers} (by ledger outcome: {outcomes})",
+        f"  {'Bank':<8} {'Accounts':>8} {'Postings':>8} {'Clearing':>14} "
+        f"{'Completed net':>14} {'In flight':>14}",
+    ]
+    for p in report.positions:
+        lines.append(
+            f"  {p.bank:<8} {p.accounts:>8} {p.postings:>8} {p.clearing:>14,.2f} "
+            f"{p.completed_net:>14,.2f} {p.in_flight:>14,.2f}"
+        )
+    lines.append(
+        "In-flight transfers checked against Temporal: "
+        + ("yes" if checked_temporal else "no (none in flight, or --no-temporal)")
+    )
+    if report.ok:
+        lines.append("OK: every ledger sums to zero with no negative customer, every transfer's")
+        lines.append("    postings are valid across banks, and each bank's clearing is the net of")
+        lines.append("    its completed cross-bank transfers plus what is in flight.")
     else:
         lines.append(f"{len(report.findings)} finding(s):")
         lines += [f"  - {finding}" for finding in report.findings]

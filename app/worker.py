@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities import LedgerActivities
 from ledger import LedgerStore
+from workflows.banks import bank_task_queue
 from workflows.transfer import LowLatencyTransferWorkflow, TransferWorkflow
 
 #: Threads for the blocking ledger calls; also the activity concurrency limit.
@@ -44,7 +46,7 @@ def build_worker(
     task_queue: str,
     workflows: Sequence[type],
     activities: Sequence[Callable[..., Any]],
-    executor: ThreadPoolExecutor,
+    executor: ThreadPoolExecutor | None,
     sandboxed: bool = SANDBOXED,
 ) -> Worker:
     """A worker with the project's settings (the benchmark's floor uses them too)."""
@@ -91,6 +93,69 @@ async def running_worker(
         )
         async with worker:
             yield worker
+
+
+@asynccontextmanager
+async def running_bank_worker(
+    client: Client,
+    store: LedgerStore,
+    *,
+    bank: str,
+    workflow_task_queue: str,
+    replacements: dict[str, Callable[..., Any]] | None = None,
+) -> AsyncIterator[Worker]:
+    """One bank's ledger steps, on its task queue (`bank-<name>`), against its own ledger.
+
+    `workflow_task_queue` is the transfer workflows' queue, which names the
+    bank queues (`workflows.banks.bank_task_queue`).
+    """
+    activities = ledger_activities(store) | (replacements or {})
+    with ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix=f"ledger-{bank}") as executor:
+        worker = build_worker(
+            client,
+            task_queue=bank_task_queue(bank, workflow_task_queue),
+            workflows=[],
+            activities=list(activities.values()),
+            executor=executor,
+        )
+        async with worker:
+            yield worker
+
+
+@asynccontextmanager
+async def running_workflow_worker(
+    client: Client, *, task_queue: str, sandboxed: bool = SANDBOXED
+) -> AsyncIterator[Worker]:
+    """The transfer workflows alone: no ledger, their steps run at the banks' workers."""
+    worker = build_worker(
+        client,
+        task_queue=task_queue,
+        workflows=[TransferWorkflow, LowLatencyTransferWorkflow],
+        activities=[],
+        executor=None,
+        sandboxed=sandboxed,
+    )
+    async with worker:
+        yield worker
+
+
+@asynccontextmanager
+async def running_bank_workers(
+    client: Client,
+    stores: dict[str, LedgerStore],
+    *,
+    task_queue: str,
+    workflows: bool = True,
+) -> AsyncIterator[None]:
+    """The workflow worker on `task_queue` (unless not `workflows`) and one worker per bank."""
+    async with contextlib.AsyncExitStack() as stack:
+        if workflows:
+            await stack.enter_async_context(running_workflow_worker(client, task_queue=task_queue))
+        for bank, store in stores.items():
+            await stack.enter_async_context(
+                running_bank_worker(client, store, bank=bank, workflow_task_queue=task_queue)
+            )
+        yield
 
 
 async def wait_for_stop_signal() -> signal.Signals:

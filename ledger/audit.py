@@ -9,6 +9,7 @@ the transfers still in flight.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -47,7 +48,7 @@ class TransferPostings:
         """completed, compensated, rejected (nothing moved), or in_flight (money in clearing)."""
         if self.in_clearing != 0:
             return "in_flight"
-        applied = {s for s, r in self.steps.items() if r.kind != PostingKind.VOID}
+        applied = {_base(s) for s, r in self.steps.items() if r.kind != PostingKind.VOID}
         if applied == {"debit", "credit"}:
             return "completed"
         if not applied:
@@ -88,6 +89,121 @@ def group_by_transfer(receipts: list[Receipt]) -> dict[str, TransferPostings]:
 
 def audit(accounts: list[Account], receipts: list[Receipt]) -> AuditReport:
     """Check the invariants on one snapshot; every violation becomes a finding."""
+    findings = _ledger_findings(accounts, receipts)
+    transfers = group_by_transfer(receipts)
+    outcomes: dict[str, int] = defaultdict(int)
+    for group in transfers.values():
+        findings += _pattern_findings(group)
+        outcomes[group.outcome] += 1
+    clearing = _clearing(accounts)
+    in_flight = sum((g.in_clearing for g in transfers.values()), Decimal("0.00"))
+    if in_flight != clearing:
+        findings.append(
+            f"clearing holds {clearing} but transfers in flight account for {in_flight}"
+        )
+    return AuditReport(
+        accounts=len(accounts),
+        postings=len(receipts),
+        transfers=len(transfers),
+        outcomes=dict(outcomes),
+        clearing=clearing,
+        findings=findings,
+    )
+
+
+@dataclass
+class BankPosition:
+    """One bank's settlement position: what its clearing account holds, and why."""
+
+    bank: str
+    accounts: int
+    postings: int
+    #: The bank's CLEARING balance: positive, it holds money owed to other
+    #: banks; negative, it paid out money other banks owe it.
+    clearing: Decimal
+    #: Net of its completed cross-bank transfers: sent minus received.
+    completed_net: Decimal
+    #: What transfers still in flight hold in its clearing.
+    in_flight: Decimal
+
+
+@dataclass
+class BanksAuditReport:
+    """The audit of every bank's ledger and of the positions between them."""
+
+    positions: list[BankPosition]
+    transfers: int
+    outcomes: dict[str, int]
+    findings: list[str]
+
+    @property
+    def ok(self) -> bool:
+        """No findings."""
+        return not self.findings
+
+
+def audit_banks(snapshots: Mapping[str, tuple[list[Account], list[Receipt]]]) -> BanksAuditReport:
+    """Audit several banks' ledgers together.
+
+    Each ledger must be whole on its own (double entry, no negative customer,
+    balances that match its postings). A cross-bank transfer's postings are
+    split between two ledgers under the same keys, so the patterns are
+    checked on every bank's postings together. Between banks: every bank's
+    clearing equals the net of its completed cross-bank transfers plus what
+    transfers in flight hold there, and the completed positions of all banks
+    sum to zero.
+    """
+    findings: list[str] = []
+    merged: dict[str, TransferPostings] = {}
+    per_bank: dict[str, dict[str, TransferPostings]] = {}
+    for bank, (accounts, receipts) in snapshots.items():
+        findings += [f"{bank}: {f}" for f in _ledger_findings(accounts, receipts)]
+        groups = per_bank[bank] = group_by_transfer(receipts)
+        for transfer_id, group in groups.items():
+            into = merged.setdefault(transfer_id, TransferPostings(transfer_id))
+            for step, receipt in group.steps.items():
+                into.steps[step if step not in into.steps else f"{step}@{bank}"] = receipt
+    outcomes: dict[str, int] = defaultdict(int)
+    for group in merged.values():
+        findings += _pattern_findings(group)
+        outcomes[group.outcome] += 1
+    positions = []
+    for bank, (accounts, receipts) in snapshots.items():
+        completed = in_flight = other = Decimal("0.00")
+        for transfer_id, group in per_bank[bank].items():
+            outcome = merged[transfer_id].outcome
+            if outcome == "completed":
+                completed += group.in_clearing
+            elif outcome == "in_flight":
+                in_flight += group.in_clearing
+            elif group.in_clearing != 0:
+                other += group.in_clearing
+                findings.append(
+                    f"{bank}: {transfer_id} is {outcome} but leaves {group.in_clearing} in clearing"
+                )
+        clearing = _clearing(accounts)
+        if clearing != completed + in_flight + other:
+            findings.append(
+                f"{bank}: clearing holds {clearing} but its transfers account for "
+                f"{completed + in_flight + other}"
+            )
+        positions.append(
+            BankPosition(bank, len(accounts), len(receipts), clearing, completed, in_flight)
+        )
+    net = sum((p.completed_net for p in positions), Decimal("0.00"))
+    if net != 0:
+        findings.append(f"completed cross-bank positions do not net to zero: {net}")
+    return BanksAuditReport(
+        positions=positions, transfers=len(merged), outcomes=dict(outcomes), findings=findings
+    )
+
+
+def _clearing(accounts: list[Account]) -> Decimal:
+    return next((a.balance for a in accounts if a.id == CLEARING_ACCOUNT), Decimal("0.00"))
+
+
+def _ledger_findings(accounts: list[Account], receipts: list[Receipt]) -> list[str]:
+    """One ledger on its own: double entry, no negative customer, balances from postings."""
     findings: list[str] = []
     total = sum((a.balance for a in accounts), Decimal("0.00"))
     if total != 0:
@@ -108,26 +224,12 @@ def audit(accounts: list[Account], receipts: list[Receipt]) -> AuditReport:
                 f"{account.id} balance {account.balance} differs from its postings "
                 f"({balances[account.id]})"
             )
+    return findings
 
-    transfers = group_by_transfer(receipts)
-    outcomes: dict[str, int] = defaultdict(int)
-    for group in transfers.values():
-        findings += _pattern_findings(group)
-        outcomes[group.outcome] += 1
-    clearing = next((a.balance for a in accounts if a.id == CLEARING_ACCOUNT), Decimal("0.00"))
-    in_flight = sum((g.in_clearing for g in transfers.values()), Decimal("0.00"))
-    if in_flight != clearing:
-        findings.append(
-            f"clearing holds {clearing} but transfers in flight account for {in_flight}"
-        )
-    return AuditReport(
-        accounts=len(accounts),
-        postings=len(receipts),
-        transfers=len(transfers),
-        outcomes=dict(outcomes),
-        clearing=clearing,
-        findings=findings,
-    )
+
+def _base(step: str) -> str:
+    """A step's name without the bank a merged view tagged it with."""
+    return step.partition("@")[0]
 
 
 def _pattern_findings(group: TransferPostings) -> list[str]:
@@ -135,9 +237,9 @@ def _pattern_findings(group: TransferPostings) -> list[str]:
     found: list[str] = []
     name = group.transfer_id
     for step, receipt in group.steps.items():
-        if step not in _STEP_KINDS:
+        if _base(step) not in _STEP_KINDS:
             found.append(f"{name}: unknown step {step!r}")
-        elif receipt.kind not in _STEP_KINDS[step]:
+        elif receipt.kind not in _STEP_KINDS[_base(step)]:
             found.append(f"{name}: {step} is a {receipt.kind} posting")
     steps = group.steps
     amounts = {r.amount for r in steps.values() if r.kind not in (PostingKind.VOID,)}

@@ -19,9 +19,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
@@ -29,6 +36,7 @@ from temporalio.exceptions import (
     ApplicationError,
     CancelledError,
     FailureError,
+    TimeoutType,
     is_cancelled_exception,
 )
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
@@ -37,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from activities import LedgerActivities, SettleInput, SettleResult, StepInput, StepResult
     from activities.ledger_activities import AccountId, Amount, Note
     from ledger import EXTERNAL_ACCOUNT, PostingKind, Receipt, SameAccount
-    from workflows import visibility
+    from workflows import banks, visibility
     from workflows.saga import CompensationError, Saga
 
 WORKFLOW_NAME = "TransferWorkflow"
@@ -97,6 +105,9 @@ SETTLEMENT = StepOptions(
 _LEDGER_STEPS = ["debit", "credit", "reverse_debit", "reverse_credit"]
 
 
+BankName = Annotated[str, BeforeValidator(banks.validate_bank_name)]
+
+
 class TransferRequest(BaseModel):
     """What a client asks for. The amount may be a decimal string ("150.00")."""
 
@@ -108,12 +119,35 @@ class TransferRequest(BaseModel):
     #: If the transfer has not completed this many seconds after it started,
     #: it stops and compensates.
     deadline_seconds: int = Field(default=DEFAULT_DEADLINE_SECONDS, ge=1, le=MAX_DEADLINE_SECONDS)
+    #: With several banks: the bank of each account (named by its account
+    #: number, see `workflows.banks`); each step runs on its bank's task
+    #: queue. Without: every step runs on the workflow's own task queue.
+    source_bank: BankName | None = None
+    destination_bank: BankName | None = None
 
     @model_validator(mode="after")
     def _distinct_accounts(self) -> TransferRequest:
         if self.source_account == self.destination_account:
             raise SameAccount(self.source_account)
+        if (self.source_bank is None) != (self.destination_bank is None):
+            raise ValueError("source_bank and destination_bank go together: give both or neither")
+        for account, bank in [
+            (self.source_account, self.source_bank),
+            (self.destination_account, self.destination_bank),
+        ]:
+            if bank is not None and banks.bank_code(account) != bank:
+                raise ValueError(f"Account {account} is not at bank {bank}")
         return self
+
+    @property
+    def routed(self) -> bool:
+        """Whether the steps run at the accounts' banks (several banks)."""
+        return self.source_bank is not None
+
+    @property
+    def cross_bank(self) -> bool:
+        """Whether the money leaves one bank for another."""
+        return self.routed and self.source_bank != self.destination_bank
 
 
 class TransferStatus(StrEnum):
@@ -320,6 +354,8 @@ class TransferWorkflow:
         self._saga = Saga(continue_on_failure=False, catch=(ActivityError,))
         self._action: _PendingAction | None = None
         self._metrics = _TransferMetrics()
+        #: Forward steps that failed without any worker ever starting them.
+        self._never_started: set[str] = set()
 
     def _set_status(self, status: TransferStatus) -> None:
         """Change status everywhere it shows: state, search attribute, details, metrics.
@@ -364,6 +400,13 @@ class TransferWorkflow:
     @resolve.validator
     def _validate_resolve(self, request: ResolveRequest) -> None:
         self._require_attention("resolve")
+        if self._state.request.cross_bank and request.settle_to != EXTERNAL_ACCOUNT:
+            raise ApplicationError(
+                "A cross-bank transfer is settled at each bank into its EXTERNAL account; "
+                "leave settle_to at its default",
+                type="InvalidSettlement",
+                non_retryable=True,
+            )
 
     @workflow.run
     async def run(self, request: TransferRequest) -> TransferResult:
@@ -415,44 +458,66 @@ class TransferWorkflow:
         """Debit, then credit, each compensation registered before its step runs."""
         source = StepInput(account_id=request.source_account, amount=request.amount)
         destination = StepInput(account_id=request.destination_account, amount=request.amount)
+        at_source, at_destination = request.source_bank, request.destination_bank
         self._saga.add_compensation(
             "reverse_debit",
-            lambda: self._compensate("debit", LedgerActivities.reverse_debit, source),
+            lambda: self._compensate("debit", LedgerActivities.reverse_debit, source, at_source),
         )
-        debit = await self._forward("debit", LedgerActivities.debit, source)
+        debit = await self._forward("debit", LedgerActivities.debit, source, at_source)
         self._saga.add_compensation(
             "reverse_credit",
-            lambda: self._compensate("credit", LedgerActivities.reverse_credit, destination),
+            lambda: self._compensate(
+                "credit", LedgerActivities.reverse_credit, destination, at_destination
+            ),
         )
-        credit = await self._forward("credit", LedgerActivities.credit, destination)
+        credit = await self._forward("credit", LedgerActivities.credit, destination, at_destination)
         return debit, credit
 
     # -- steps ------------------------------------------------------------------
 
-    async def _forward(self, name: str, activity: Any, step: StepInput) -> StepResult:
+    async def _forward(
+        self, name: str, activity: Any, step: StepInput, bank: str | None = None
+    ) -> StepResult:
         left = self._deadline - workflow.now()
         if left <= timedelta(0):
             raise _DeadlineExceeded()
         result: StepResult = await self._run_step(
-            self._state.step(name), activity, step, FORWARD.within(left)
+            self._state.step(name), activity, step, FORWARD.within(left), bank
         )
         return result
 
-    async def _compensate(self, undoes: str, activity: Any, step: StepInput) -> None:
+    async def _compensate(
+        self, undoes: str, activity: Any, step: StepInput, bank: str | None = None
+    ) -> None:
         name = f"reverse_{undoes}"
         # A retried compensation reuses its step entry.
         existing = [s for s in self._state.steps if s.name == name]
         state = existing[0] if existing else StepState(name=name, kind="compensation")
         if not existing:
             self._state.steps.append(state)
-        result: StepResult = await self._run_step(state, activity, step, COMPENSATION)
+        if undoes in self._never_started:
+            # No worker ever took the step, and the server hands out no task
+            # after its timeout: it cannot apply late, so there is nothing to
+            # void. (A bank whose worker is down need not come back first.)
+            state.status = StepStatus.SKIPPED
+            state.error = StepError(
+                type="NeverStarted", message=f"No worker ever started the {undoes}: nothing to undo"
+            )
+            self._refresh_details()
+            return
+        result: StepResult = await self._run_step(state, activity, step, COMPENSATION, bank)
         if result.receipt.kind != PostingKind.VOID:
             # A void means the step never applied: it stays failed (or
             # skipped). A real reversal means it had applied: now undone.
             self._state.step(undoes).status = StepStatus.COMPENSATED
 
     async def _run_step(
-        self, state: StepState, activity: Any, arg: BaseModel, options: StepOptions
+        self,
+        state: StepState,
+        activity: Any,
+        arg: BaseModel,
+        options: StepOptions,
+        bank: str | None = None,
     ) -> Any:
         """Run one activity and keep its step state current: running, then done or failed."""
         state.status = StepStatus.RUNNING
@@ -463,11 +528,13 @@ class TransferWorkflow:
         else:
             summary = state.name
         try:
-            result = await self._execute(state.name, activity, arg, options, summary)
+            result = await self._execute(state.name, activity, arg, options, summary, bank)
         # No `finally` here: when a worker evicts a workflow it closes this
         # coroutine (GeneratorExit), and workflow calls are not allowed then.
         except ActivityError as err:
             _record_failure(state, err)
+            if state.kind == "forward" and not self._local_steps and _never_started(err):
+                self._never_started.add(state.name)
             self._refresh_details()
             raise
         except asyncio.CancelledError:
@@ -482,9 +549,15 @@ class TransferWorkflow:
         return result
 
     async def _execute(
-        self, name: str, activity: Any, arg: BaseModel, options: StepOptions, summary: str
+        self,
+        name: str,
+        activity: Any,
+        arg: BaseModel,
+        options: StepOptions,
+        summary: str,
+        bank: str | None,
     ) -> Any:
-        """One activity, as a regular or (low-latency mode) a local activity."""
+        """One activity: on its bank's task queue, or as a local activity (low-latency mode)."""
         timeouts: dict[str, Any] = {
             "start_to_close_timeout": options.start_to_close,
             "schedule_to_close_timeout": options.schedule_to_close,
@@ -492,6 +565,8 @@ class TransferWorkflow:
             "summary": summary,
         }
         if not self._local_steps:
+            if bank is not None:
+                timeouts["task_queue"] = banks.bank_task_queue(bank, workflow.info().task_queue)
             return await workflow.execute_activity(activity, arg, **timeouts)
         try:
             return await workflow.execute_local_activity(activity, arg, **timeouts)
@@ -571,21 +646,29 @@ class TransferWorkflow:
         )
 
     async def _settle(self, request: ResolveRequest) -> bool:
-        state = StepState(name="settle_manually", kind="operator")
-        self._state.steps.append(state)
-        try:
-            result: SettleResult = await self._run_step(
-                state,
-                LedgerActivities.settle_manually,
-                SettleInput(
-                    source_steps=_LEDGER_STEPS, to_account=request.settle_to, note=request.note
-                ),
-                SETTLEMENT,
-            )
-        except ActivityError:
-            return False
-        if result.receipt is None:
-            state.error = StepError(type="NothingToSettle", message="Clearing held nothing")
+        """Move what the transfer left in clearing at each of its banks to `settle_to`."""
+        transfer = self._state.request
+        at = [transfer.source_bank]
+        if transfer.cross_bank:
+            at.append(transfer.destination_bank)
+        for bank in at:
+            name = f"settle_manually at {bank}" if transfer.cross_bank else "settle_manually"
+            state = StepState(name=name, kind="operator")
+            self._state.steps.append(state)
+            try:
+                result: SettleResult = await self._run_step(
+                    state,
+                    LedgerActivities.settle_manually,
+                    SettleInput(
+                        source_steps=_LEDGER_STEPS, to_account=request.settle_to, note=request.note
+                    ),
+                    SETTLEMENT,
+                    bank,
+                )
+            except ActivityError:
+                return False
+            if result.receipt is None:
+                state.error = StepError(type="NothingToSettle", message="Clearing held nothing")
         return True
 
     async def _next_action(self) -> _PendingAction:
@@ -665,7 +748,15 @@ class LowLatencyTransferWorkflow(TransferWorkflow):
 
     @workflow.run
     async def run(self, request: TransferRequest) -> TransferResult:
-        """The same saga as `TransferWorkflow.run`."""
+        """The same saga as `TransferWorkflow.run`, on one bank's worker only."""
+        if request.routed:
+            # Local activities run on the workflow's worker, never on a bank's.
+            raise ApplicationError(
+                "Low-latency mode runs the steps on the workflow's own worker: "
+                "it cannot route them to banks",
+                type="ValidationError",
+                non_retryable=True,
+            )
         return await super().run(request)
 
 
@@ -694,6 +785,20 @@ def _error_of(err: BaseException) -> StepError:
 
 def _failures(failure: CompensationError) -> str:
     return "; ".join(f"{f.name}: {_error_of(f.error).message}" for f in failure.failures)
+
+
+def _never_started(err: ActivityError) -> bool:
+    """Whether an activity timed out with no attempt ever started by a worker.
+
+    No started event, and no earlier attempt's failure behind the timeout.
+    """
+    cause = err.cause
+    return (
+        err.started_event_id == 0
+        and isinstance(cause, ActivityTimeoutError)
+        and cause.type in (TimeoutType.SCHEDULE_TO_CLOSE, TimeoutType.SCHEDULE_TO_START)
+        and cause.cause is None
+    )
 
 
 def _record_failure(state: StepState, err: ActivityError) -> None:

@@ -10,19 +10,33 @@ from tests.soak.bank import SoakConfig, run_soak
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize(("kind", "transfers"), [("sqlite", 200), ("postgres", 120)])
+@pytest.mark.parametrize(
+    ("kind", "transfers"), [("sqlite", 200), ("postgres", 120), ("two banks", 150)]
+)
 async def test_bank_soak_keeps_every_invariant_under_faults(
     kind: str, transfers: int, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """Random transfers, killed workers, failing ledger calls, a server restart: no violation."""
+    """Random transfers, killed workers, failing ledger calls, a server restart: no violation.
+
+    With two banks: a ledger and a worker per bank plus a workflow worker, any
+    one of them killed at a time, transfers within and across banks.
+    """
     config = SoakConfig(transfers=transfers, clients=6)
     if kind == "postgres":
         config.ledger_url = postgres_schema_url(request.getfixturevalue("postgres_url"))
+    if kind == "two banks":
+        config.banks = ("north", "south")
     report = await run_soak(config, tmp_path)
     print(report.text())
-    assert [] == report.violations, f"replay with: make soak SOAK_ARGS='--seed {report.seed}'"
+    seed = f"--seed {report.seed}" + (" --banks north,south" if config.banks else "")
+    assert [] == report.violations, f"replay with: make soak SOAK_ARGS='{seed}'"
     assert transfers == report.transfers
     assert report.faults.get("worker SIGKILLs", 0) >= 1
     assert 1 == report.faults.get("server restarts", 0)
     assert report.outcomes.get("completed", 0) > 0
     assert report.outcomes.get("compensated", 0) > 0
+    if config.banks:
+        bank_kills = sum(
+            n for fault, n in report.faults.items() if fault.startswith("SIGKILLs bank")
+        )
+        assert bank_kills >= 1, report.faults

@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from app.temporal import temporal_cli
 from app.transfers import start_transfer
+from app.worker import running_bank_workers
 from ledger import LedgerStore, open_store
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import freezing_credit, hanging_credit, park
@@ -129,6 +130,27 @@ def _scrubbed(node: Any) -> Any:
     return node
 
 
+async def cross_bank_refused(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
+    """North to south, refused at south: steps routed to each bank's task queue."""
+    south = open_store(str(Path(tempfile.mkdtemp(prefix="record-south-")) / "ledger.db"))
+    store.open_account("NORTH-001", "Alice", Decimal("100.00"))
+    task_queue = "record-banks"
+    async with running_bank_workers(
+        client, {"north": store, "south": south}, task_queue=task_queue
+    ):
+        request = TransferRequest(
+            source_account="NORTH-001",
+            destination_account="SOUTH-404",
+            amount=Decimal("30"),
+            source_bank="north",
+            destination_bank="south",
+        )
+        handle, _ = await start_transfer(
+            client, request, transfer_id="cross_bank_refused", task_queue=task_queue
+        )
+        return await _finish(handle)
+
+
 SCENARIOS: list[Scenario] = [
     completed,
     insufficient_funds,
@@ -137,6 +159,7 @@ SCENARIOS: list[Scenario] = [
     needs_attention_retried,
     needs_attention_resolved,
     low_latency_credit_failure,
+    cross_bank_refused,
 ]
 
 

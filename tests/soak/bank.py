@@ -23,7 +23,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -36,7 +36,8 @@ from temporalio.service import RPCError
 from app.temporal import register_search_attributes, temporal_cli
 from app.transfers import TransferOutcome, start_transfer, wait_outcome
 from ledger import AccountKind, LedgerStore, open_store
-from ledger.audit import audit, group_by_transfer
+from ledger.audit import audit, audit_banks, group_by_transfer
+from workflows.banks import bank_of
 from workflows.transfer import TransferRequest, TransferStatus, TransferWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +61,10 @@ class SoakConfig:
     restart_server: bool = True
     deadline_seconds: int = 90
     settle_timeout: float = 240
+    #: Several banks (``("north", "south")``): a ledger and a worker per bank, a
+    #: workflow worker of its own, accounts spread over the banks, and any of
+    #: those workers killed at a time. Empty: one ledger, `workers` workers.
+    banks: tuple[str, ...] = ()
 
 
 @dataclass
@@ -116,8 +121,10 @@ class _Run:
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.ledger_url = config.ledger_url or f"sqlite:///{workdir / 'ledger.db'}"
+        template = config.ledger_url or f"sqlite:///{workdir / 'ledger-{bank}.db'}"
+        self.bank_urls = {bank: template.replace("{bank}", bank) for bank in config.banks}
         self.server: asyncio.subprocess.Process | None = None
-        self.workers: list[asyncio.subprocess.Process] = []
+        self.workers: list[tuple[str, asyncio.subprocess.Process]] = []
         self.faults: Counter[str] = Counter()
         self.violations: list[str] = []
         self.snapshots = 0
@@ -129,20 +136,29 @@ class _Run:
     # -- processes ------------------------------------------------------------------
 
     def _env(self) -> dict[str, str]:
-        return os.environ | {
-            "TEMPORAL_ADDRESS": self.address,
-            "LEDGER_URL": self.ledger_url,
-            "TEMPORAL_TASK_QUEUE": TASK_QUEUE,
-            "TRANSFER_DATA_DIR": str(self.workdir),
-            "PYTHONPATH": str(ROOT),
-            "SOAK_SEED": str(self.config.seed),
-            "SOAK_FAULT_RATE": str(self.config.fault_rate),
+        banks = {"TRANSFER_BANKS": ",".join(self.config.banks)} | {
+            f"LEDGER_URL_{bank.upper()}": url for bank, url in self.bank_urls.items()
         }
+        return (
+            os.environ
+            | banks
+            | {
+                "TEMPORAL_ADDRESS": self.address,
+                "LEDGER_URL": self.ledger_url,
+                "TEMPORAL_TASK_QUEUE": TASK_QUEUE,
+                "TRANSFER_DATA_DIR": str(self.workdir),
+                "PYTHONPATH": str(ROOT),
+                "SOAK_SEED": str(self.config.seed),
+                "SOAK_FAULT_RATE": str(self.config.fault_rate),
+            }
+        )
 
-    async def _spawn(self, args: list[str], log: Path, ready: str) -> asyncio.subprocess.Process:
+    async def _spawn(
+        self, args: list[str], log: Path, ready: str, env: dict[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
         with log.open("w") as out:
             child = await asyncio.create_subprocess_exec(
-                *args, env=self._env(), cwd=self.workdir, stdout=out, stderr=out
+                *args, env=self._env() | (env or {}), cwd=self.workdir, stdout=out, stderr=out
             )
         for _ in range(600):
             if ready in log.read_text():
@@ -166,27 +182,36 @@ class _Run:
             self.server.terminate()
             await self.server.wait()
 
-    async def start_worker(self) -> None:
+    def roles(self) -> list[str]:
+        """What each worker process runs: everything, or the workflows and one per bank."""
+        if not self.config.banks:
+            return ["all"] * self.config.workers
+        return ["workflows", *(f"bank:{bank}" for bank in self.config.banks)]
+
+    async def start_worker(self, role: str) -> None:
         self.worker_logs += 1
         worker = await self._spawn(
             [sys.executable, "-m", "tests.soak.chaos_worker"],
             self.workdir / f"worker-{self.worker_logs}.log",
             "Worker running",
+            {"SOAK_ROLE": role},
         )
-        self.workers.append(worker)
+        self.workers.append((role, worker))
 
     async def kill_worker(self) -> None:
-        victim = self.workers.pop(self.rng.randrange(len(self.workers)))
+        role, victim = self.workers.pop(self.rng.randrange(len(self.workers)))
         victim.send_signal(signal.SIGKILL)
         await victim.wait()
         self.faults["worker SIGKILLs"] += 1
-        await self.start_worker()
+        if role != "all":
+            self.faults[f"SIGKILLs {role.replace(':', ' ')}"] += 1
+        await self.start_worker(role)
 
     async def stop_workers(self) -> None:
-        for worker in self.workers:
+        for _, worker in self.workers:
             if worker.returncode is None:
                 worker.send_signal(signal.SIGTERM)
-        for worker in self.workers:
+        for _, worker in self.workers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(worker.wait(), 30)
 
@@ -198,14 +223,23 @@ class _Run:
             source, destination = self.rng.sample(accounts, 2)
             roll = self.rng.random()
             if roll < 0.07:
-                destination = "SOAK-MISSING"
+                destination = f"{destination.split('-')[0]}-MISSING"
             amount = Decimal(self.rng.randint(1, 30_000)) / 100  # some exceed what is left
             cancel_after = self.rng.uniform(0, 0.3) if self.rng.random() < 0.07 else None
+            routing = (
+                {
+                    "source_bank": bank_of(source, self.config.banks),
+                    "destination_bank": bank_of(destination, self.config.banks),
+                }
+                if self.config.banks
+                else {}
+            )
             request = TransferRequest(
                 source_account=source,
                 destination_account=destination,
                 amount=amount,
                 deadline_seconds=self.config.deadline_seconds,
+                **routing,
             )
             plans.append(_Planned(f"soak-{self.config.seed}-{n}", request, cancel_after))
         return plans
@@ -252,17 +286,19 @@ class _Run:
             else:
                 await self.kill_worker()
 
-    async def reader(self, store: LedgerStore, stop: asyncio.Event) -> None:
+    async def reader(self, stores: dict[str, LedgerStore], stop: asyncio.Event) -> None:
         while not stop.is_set():
-            accounts = await asyncio.to_thread(store.list_accounts)
-            self.snapshots += 1
-            self.checks += 2
-            total = sum(a.balance for a in accounts)
-            if total != 0:
-                self.violations.append(f"snapshot {self.snapshots} sums to {total}")
-            for account in accounts:
-                if account.kind == AccountKind.CUSTOMER and account.balance < 0:
-                    self.violations.append(f"snapshot {self.snapshots}: {account.id} negative")
+            for bank, store in stores.items():
+                accounts = await asyncio.to_thread(store.list_accounts)
+                self.snapshots += 1
+                self.checks += 2
+                total = sum(a.balance for a in accounts)
+                where = f"snapshot {self.snapshots}" + (f" of {bank}" if bank else "")
+                if total != 0:
+                    self.violations.append(f"{where} sums to {total}")
+                for account in accounts:
+                    if account.kind == AccountKind.CUSTOMER and account.balance < 0:
+                        self.violations.append(f"{where}: {account.id} negative")
             await asyncio.sleep(0.05)
 
     async def progress(self, stop: asyncio.Event) -> None:
@@ -298,19 +334,27 @@ class _Run:
 
     # -- checks -------------------------------------------------------------------------
 
-    def verify(self, store: LedgerStore, plans: list[_Planned], outcomes: dict[str, str]) -> None:
-        accounts, receipts = store.snapshot()
-        report = audit(accounts, receipts)
+    def verify(
+        self, stores: dict[str, LedgerStore], plans: list[_Planned], outcomes: dict[str, str]
+    ) -> None:
+        snapshots = {bank: store.snapshot() for bank, store in stores.items()}
+        if self.config.banks:
+            report: Any = audit_banks(snapshots)
+        else:
+            report = audit(*snapshots[""])
+        # Customer accounts are unique across banks; each bank has its own CLEARING.
+        accounts = [a for accs, _ in snapshots.values() for a in accs]
+        receipts = [r for _, recs in snapshots.values() for r in recs]
         self.checks += 5
         parked = {t for t, o in outcomes.items() if o == TransferStatus.NEEDS_ATTENTION}
         for finding in report.findings:
             self.violations.append(f"audit: {finding}")
-        keys = [r.key for r in receipts]
+        keys = [(bank, r.key) for bank, (_, recs) in snapshots.items() for r in recs]
         self.checks += 1
         if len(keys) != len(set(keys)):
             self.violations.append("an idempotency key was applied twice")
         groups = group_by_transfer(receipts)
-        expected = {a.id: Decimal("0.00") for a in accounts}
+        expected: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
         for plan in plans:
             if plan.transfer_id not in outcomes:
                 continue
@@ -327,7 +371,7 @@ class _Run:
                     self.violations.append(f"{plan.transfer_id}: parked but ledger says {ledger}")
             elif ledger not in ("compensated", "rejected"):
                 self.violations.append(f"{plan.transfer_id}: {outcome}, ledger says {ledger}")
-        clearing = next(a.balance for a in accounts if a.id == "CLEARING")
+        clearing = sum((a.balance for a in accounts if a.id == "CLEARING"), Decimal("0.00"))
         held = sum((groups[t].in_clearing for t in parked if t in groups), Decimal("0.00"))
         self.checks += 1
         if clearing != held:
@@ -370,17 +414,23 @@ async def run_soak(config: SoakConfig, workdir: Path) -> SoakReport:
     print(f"Soak seed {config.seed} (replay with --seed {config.seed})", flush=True)
     began = time.monotonic()
     run = _Run(config, workdir)
-    store = open_store(run.ledger_url)
-    accounts = [f"SOAK-{n:02d}" for n in range(config.accounts)]
+    if config.banks:
+        stores = {bank: open_store(url) for bank, url in run.bank_urls.items()}
+        codes = [bank.upper() for bank in config.banks]
+        accounts = [f"{codes[n % len(codes)]}-{n:02d}" for n in range(config.accounts)]
+    else:
+        stores = {"": open_store(run.ledger_url)}
+        accounts = [f"SOAK-{n:02d}" for n in range(config.accounts)]
     for account_id in accounts:
-        store.open_account(account_id, f"Soak {account_id}", OPENING)
+        bank = bank_of(account_id, config.banks) if config.banks else ""
+        stores[bank].open_account(account_id, f"Soak {account_id}", OPENING)
     await run.start_server()
     stop = asyncio.Event()
     try:
         client = await run.client()
         await register_search_attributes(client)
-        for _ in range(config.workers):
-            await run.start_worker()
+        for role in run.roles():
+            await run.start_worker(role)
         plans = run.plan(accounts)
         queue: asyncio.Queue[_Planned] = asyncio.Queue()
         for plan in plans:
@@ -388,7 +438,7 @@ async def run_soak(config: SoakConfig, workdir: Path) -> SoakReport:
         until = time.monotonic() + (config.duration or float("inf"))
         background = [
             asyncio.create_task(run.chaos(stop)),
-            asyncio.create_task(run.reader(store, stop)),
+            asyncio.create_task(run.reader(stores, stop)),
             asyncio.create_task(run.progress(stop)),
         ]
         await asyncio.gather(*(run.run_client(client, queue, until) for _ in range(config.clients)))
@@ -396,13 +446,14 @@ async def run_soak(config: SoakConfig, workdir: Path) -> SoakReport:
         outcomes = await run.settle(await run.client(), started)
         stop.set()
         await asyncio.gather(*background)
-        run.verify(store, started, outcomes)
+        run.verify(stores, started, outcomes)
     finally:
         stop.set()
         await run.stop_workers()
         await run.stop_server()
         run.count_worker_faults()
-        store.close()
+        for store in stores.values():
+            store.close()
     return SoakReport(
         seed=config.seed,
         transfers=len(outcomes),
@@ -422,13 +473,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seed", type=int, help="replay a run (default: random, printed)")
     parser.add_argument("--duration", type=float, help="stop starting transfers after SECONDS")
-    parser.add_argument("--ledger-url", help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--ledger-url", help="default: a fresh SQLite file (with --banks, put {bank} in it)"
+    )
+    parser.add_argument("--banks", help="several banks, such as north,south")
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     args = parser.parse_args(argv)
     config = SoakConfig(transfers=args.transfers, clients=args.clients, duration=args.duration)
     if args.seed is not None:
         config.seed = args.seed
     config.ledger_url = args.ledger_url
+    config.banks = tuple(args.banks.split(",")) if args.banks else ()
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         report = asyncio.run(run_soak(config, Path(tmp)))
     print(report.text())

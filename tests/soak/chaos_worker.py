@@ -5,10 +5,13 @@ activities over a ledger wrapper that, by seeded chance, fails before the
 commit, fails after the commit (the reply is lost), or stalls past the step's
 start-to-close timeout. Every fault is logged as a line `FAULT <kind> <key>`
 so the soak harness can count them. Settings as for worker.py, plus
-SOAK_SEED and SOAK_FAULT_RATE (each kind's probability).
+SOAK_SEED and SOAK_FAULT_RATE (each kind's probability), and SOAK_ROLE:
+``all`` (default: workflows and activities on one ledger), ``workflows``, or
+``bank:<name>`` (that bank's steps over its ledger, with TRANSFER_BANKS).
 """
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -17,6 +20,7 @@ from typing import Any
 
 from app.config import Settings
 from app.temporal import connect
+from app.worker import running_bank_worker, running_workflow_worker
 from ledger import LedgerStore, Receipt, open_store
 from tests.workflows.conftest import transfer_worker
 from workflows.transfer import FORWARD
@@ -61,10 +65,25 @@ async def main() -> None:
     settings = Settings.from_env()
     rng = random.Random(f"{os.environ.get('SOAK_SEED', '0')}-{os.getpid()}")
     rate = float(os.environ.get("SOAK_FAULT_RATE", "0.05"))
-    store = ChaosLedger(open_store(settings.ledger_url), rng, rate)
+    role = os.environ.get("SOAK_ROLE", "all")
     client = await connect()
-    async with transfer_worker(client, store, task_queue=settings.task_queue):
-        print("Worker running (chaos)", flush=True)
+    running: contextlib.AbstractAsyncContextManager[Any]
+    if role == "workflows":
+        running = running_workflow_worker(client, task_queue=settings.task_queue)
+    elif role.startswith("bank:"):
+        bank = role.removeprefix("bank:")
+        store = ChaosLedger(open_store(settings.bank_ledger_url(bank)), rng, rate)
+        running = running_bank_worker(
+            client,
+            store,  # type: ignore[arg-type]
+            bank=bank,
+            workflow_task_queue=settings.task_queue,
+        )
+    else:
+        store = ChaosLedger(open_store(settings.ledger_url), rng, rate)
+        running = transfer_worker(client, store, task_queue=settings.task_queue)  # type: ignore[arg-type]
+    async with running:
+        print(f"Worker running (chaos, {role})", flush=True)
         await asyncio.Event().wait()
 
 

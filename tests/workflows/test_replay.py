@@ -32,6 +32,7 @@ EXPECTED = {
     "needs_attention_retried",
     "needs_attention_resolved",
     "low_latency_credit_failure",
+    "cross_bank_refused",
 }
 
 
@@ -41,7 +42,7 @@ def load(name: str) -> WorkflowHistory:
 
 
 def test_every_recorded_scenario_is_checked_in() -> None:
-    """The seven scenarios the replay test stands on are all there."""
+    """The eight scenarios the replay test stands on are all there."""
     assert EXPECTED == {p.stem for p in HISTORIES.glob("*.json")}
 
 

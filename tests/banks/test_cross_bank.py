@@ -1,0 +1,325 @@
+"""Two banks, each with its own ledger and worker: transfers across them."""
+
+import asyncio
+import contextlib
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from activities import LedgerActivities, StepInput, StepResult
+from app.transfers import start_transfer, wait_outcome
+from app.worker import running_bank_worker, running_workflow_worker
+from ledger import CLEARING_ACCOUNT, LedgerStore, open_store
+from ledger.audit import audit_banks
+from tests.workflows.helpers import wait_for_status
+from workflows.transfer import (
+    ResolveRequest,
+    StepStatus,
+    TransferRequest,
+    TransferStatus,
+    TransferWorkflow,
+)
+
+OPENING = {
+    "north": {"NORTH-001": ("Alice", "1000.00"), "NORTH-002": ("Bob", "500.00")},
+    "south": {"SOUTH-001": ("Carol", "300.00")},
+}
+
+
+@pytest.fixture
+def banks(tmp_path: Path) -> Iterator[dict[str, LedgerStore]]:
+    """North (Alice, Bob) and south (Carol), each in a SQLite ledger of its own."""
+    stores = {}
+    for bank, accounts in OPENING.items():
+        store = open_store(f"sqlite:///{tmp_path / f'ledger-{bank}.db'}")
+        for account_id, (owner, balance) in accounts.items():
+            store.open_account(account_id, owner, Decimal(balance))
+        stores[bank] = store
+    yield stores
+    for store in stores.values():
+        store.close()
+
+
+@contextlib.asynccontextmanager
+async def topology(
+    client: Client, banks: dict[str, LedgerStore], *, up: tuple[str, ...] = ("north", "south")
+) -> AsyncIterator[str]:
+    """A workflow worker and a worker for each bank in `up`; yields the workflow task queue."""
+    task_queue = f"banks-{uuid.uuid4()}"
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(running_workflow_worker(client, task_queue=task_queue))
+        for bank in up:
+            await stack.enter_async_context(
+                running_bank_worker(client, banks[bank], bank=bank, workflow_task_queue=task_queue)
+            )
+        yield task_queue
+
+
+def cross(source: str, destination: str, amount: str, **extra: Any) -> TransferRequest:
+    """A request routed by the banks the account numbers name."""
+    return TransferRequest(
+        source_account=source,
+        destination_account=destination,
+        amount=Decimal(amount),
+        source_bank=source.split("-")[0].lower(),
+        destination_bank=destination.split("-")[0].lower(),
+        **extra,
+    )
+
+
+def postings(store: LedgerStore, transfer_id: str) -> list[tuple[str, str]]:
+    return [
+        (r.key.rsplit("/", 1)[1], r.kind.value)
+        for r in store.receipts()
+        if r.key.startswith(f"{transfer_id}/")
+    ]
+
+
+def balance(store: LedgerStore, account_id: str) -> Decimal:
+    return store.get_account(account_id).balance
+
+
+def audited(banks: dict[str, LedgerStore]) -> Any:
+    report = audit_banks({bank: store.snapshot() for bank, store in banks.items()})
+    assert [] == report.findings
+    return report
+
+
+async def _start(client: Client, task_queue: str, request: TransferRequest) -> Any:
+    handle, _ = await start_transfer(
+        client, request, transfer_id=f"x-{uuid.uuid4()}", task_queue=task_queue
+    )
+    return handle
+
+
+async def test_a_cross_bank_transfer_posts_once_at_each_bank(
+    client: Client, banks: dict[str, LedgerStore]
+) -> None:
+    """Debit at north, credit at south; each bank's clearing holds its side."""
+    async with topology(client, banks) as tq:
+        handle = await _start(client, tq, cross("NORTH-001", "SOUTH-001", "100"))
+        assert (await wait_outcome(handle)).ok
+    north, south = banks["north"], banks["south"]
+    assert [("debit", "debit")] == postings(north, handle.id)
+    assert [("credit", "credit")] == postings(south, handle.id)
+    assert (Decimal("900.00"), Decimal("100.00")) == (
+        balance(north, "NORTH-001"),
+        balance(north, CLEARING_ACCOUNT),
+    )
+    assert (Decimal("400.00"), Decimal("-100.00")) == (
+        balance(south, "SOUTH-001"),
+        balance(south, CLEARING_ACCOUNT),
+    )
+    positions = {p.bank: p.completed_net for p in audited(banks).positions}
+    assert {"north": Decimal("100.00"), "south": Decimal("-100.00")} == positions
+
+
+async def test_a_transfer_within_one_bank_stays_at_that_bank(
+    client: Client, banks: dict[str, LedgerStore]
+) -> None:
+    """Alice to Bob, both at north: the same saga, on north's worker, clearing back to zero."""
+    async with topology(client, banks) as tq:
+        handle = await _start(client, tq, cross("NORTH-001", "NORTH-002", "40"))
+        assert (await wait_outcome(handle)).ok
+    north = banks["north"]
+    assert [("debit", "debit"), ("credit", "credit")] == postings(north, handle.id)
+    assert Decimal("0.00") == balance(north, CLEARING_ACCOUNT)
+    assert [] == postings(banks["south"], handle.id)
+    audited(banks)
+
+
+async def test_a_credit_refused_at_the_destination_is_compensated_at_the_source(
+    client: Client, banks: dict[str, LedgerStore]
+) -> None:
+    """South has no SOUTH-404: its credit is voided there and Alice refunded at north."""
+    async with topology(client, banks) as tq:
+        handle = await _start(client, tq, cross("NORTH-001", "SOUTH-404", "70"))
+        outcome = await wait_outcome(handle)
+    assert ("compensated", "AccountNotFound") == (outcome.status, outcome.error_type)
+    assert [("debit", "debit"), ("reverse_debit", "reversal")] == postings(
+        banks["north"], handle.id
+    )
+    assert [("reverse_credit", "void")] == postings(banks["south"], handle.id)
+    assert Decimal("1000.00") == balance(banks["north"], "NORTH-001")
+    assert all(p.clearing == 0 for p in audited(banks).positions)
+
+
+async def test_with_the_destination_bank_down_a_transfer_waits_and_completes_when_it_returns(
+    dev_env: WorkflowEnvironment, banks: dict[str, LedgerStore]
+) -> None:
+    """South's worker is stopped: the credit waits in south's queue, not failed."""
+    client = dev_env.client
+    async with topology(client, banks, up=("north",)) as tq:
+        handle = await _start(client, tq, cross("NORTH-001", "SOUTH-001", "25"))
+        for _ in range(100):
+            state = await handle.query(TransferWorkflow.state)
+            if state.step("credit").status == StepStatus.RUNNING:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2)
+        state = await handle.query(TransferWorkflow.state)
+        assert (TransferStatus.RUNNING, StepStatus.RUNNING) == (
+            state.status,
+            state.step("credit").status,
+        )
+        assert [] == postings(banks["south"], handle.id)
+        async with running_bank_worker(
+            client, banks["south"], bank="south", workflow_task_queue=tq
+        ):
+            assert (await wait_outcome(handle)).ok
+    assert Decimal("325.00") == balance(banks["south"], "SOUTH-001")
+    audited(banks)
+
+
+async def test_with_the_destination_bank_down_past_the_deadline_the_source_refunds(
+    dev_env: WorkflowEnvironment, banks: dict[str, LedgerStore]
+) -> None:
+    """No worker ever took the credit: nothing to void at south, Alice refunded at north."""
+    client = dev_env.client
+    async with topology(client, banks, up=("north",)) as tq:
+        handle = await _start(client, tq, cross("NORTH-001", "SOUTH-001", "25", deadline_seconds=3))
+        outcome = await wait_outcome(handle)
+        state = await handle.query(TransferWorkflow.state)
+        # South comes back: the expired credit task is never handed to it.
+        async with running_bank_worker(
+            client, banks["south"], bank="south", workflow_task_queue=tq
+        ):
+            await asyncio.sleep(2)
+    assert ("compensated", "DeadlineExceeded") == (outcome.status, outcome.error_type)
+    assert (StepStatus.SKIPPED, "NeverStarted") == (
+        state.step("reverse_credit").status,
+        state.step("reverse_credit").error.type,  # type: ignore[union-attr]
+    )
+    assert [("debit", "debit"), ("reverse_debit", "reversal")] == postings(
+        banks["north"], handle.id
+    )
+    assert [] == postings(banks["south"], handle.id)
+    assert Decimal("1000.00") == balance(banks["north"], "NORTH-001")
+    audited(banks)
+
+
+async def test_low_latency_mode_refuses_routing_before_any_posting(
+    client: Client, banks: dict[str, LedgerStore]
+) -> None:
+    """Local activities run on the workflow's worker, which holds no bank's ledger."""
+    async with topology(client, banks) as tq:
+        handle, _ = await start_transfer(
+            client,
+            cross("NORTH-001", "SOUTH-001", "5"),
+            transfer_id=f"x-{uuid.uuid4()}",
+            task_queue=tq,
+            low_latency=True,
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    assert isinstance(failure.value.cause, ApplicationError)
+    assert "cannot route them to banks" in failure.value.cause.message
+    assert [] == postings(banks["north"], handle.id)
+
+
+async def test_a_parked_cross_bank_transfer_is_settled_at_each_of_its_banks(
+    client: Client, banks: dict[str, LedgerStore]
+) -> None:
+    """North's refund is refused (Alice frozen): resolve moves north's clearing to EXTERNAL."""
+    real = LedgerActivities(banks["south"])
+
+    @activity.defn(name="credit")
+    def freezing_credit(step: StepInput) -> StepResult:
+        banks["north"].freeze_account("NORTH-001")
+        return real.credit(step)  # SOUTH-404: refused
+
+    task_queue = f"banks-{uuid.uuid4()}"
+    async with (
+        running_workflow_worker(client, task_queue=task_queue),
+        running_bank_worker(client, banks["north"], bank="north", workflow_task_queue=task_queue),
+        running_bank_worker(
+            client,
+            banks["south"],
+            bank="south",
+            workflow_task_queue=task_queue,
+            replacements={"credit": freezing_credit},
+        ),
+    ):
+        handle = await _start(client, task_queue, cross("NORTH-001", "SOUTH-404", "60"))
+        await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
+        assert Decimal("60.00") == balance(banks["north"], CLEARING_ACCOUNT)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                TransferWorkflow.resolve, ResolveRequest(note="x", settle_to="NORTH-002")
+            )
+        assert "InvalidSettlement" == refused.value.cause.type  # type: ignore[attr-defined]
+        state = await handle.execute_update(
+            TransferWorkflow.resolve, ResolveRequest(note="Paid by cheque 77")
+        )
+        outcome = await wait_outcome(handle)
+    assert ("resolved", TransferStatus.RESOLVED) == (outcome.status, state.status)
+    assert ["settle_manually at north", "settle_manually at south"] == [
+        s.name for s in state.steps if s.kind == "operator"
+    ]
+    assert "NothingToSettle" == state.step("settle_manually at south").error.type  # type: ignore[union-attr]
+    assert ("settle_manually", "manual") == postings(banks["north"], handle.id)[-1]
+    assert Decimal("0.00") == balance(banks["north"], CLEARING_ACCOUNT)
+    # EXTERNAL paid out the openings (-1500.00) and took the 60.00 paid by cheque.
+    assert Decimal("-1440.00") == balance(banks["north"], "EXTERNAL")
+    audited(banks)
+
+
+async def test_on_a_real_server_a_step_that_started_is_voided_not_skipped(
+    dev_env: WorkflowEnvironment, banks: dict[str, LedgerStore]
+) -> None:
+    """A debit stalled past the deadline had started: its void still runs, the late one is refused.
+
+    The check behind skipping a never-started step's compensation must not
+    mistake a started, stalled attempt for one that never ran.
+    """
+    client = dev_env.client
+    real = LedgerActivities(banks["north"])
+    release = threading.Event()
+    late: list[BaseException] = []
+
+    @activity.defn(name="debit")
+    def stalled_debit(step: StepInput) -> StepResult:
+        release.wait(30)
+        try:
+            return real.debit(step)
+        except ApplicationError as err:
+            late.append(err)
+            raise
+
+    task_queue = f"banks-{uuid.uuid4()}"
+    async with (
+        running_workflow_worker(client, task_queue=task_queue),
+        running_bank_worker(
+            client,
+            banks["north"],
+            bank="north",
+            workflow_task_queue=task_queue,
+            replacements={"debit": stalled_debit},
+        ),
+        running_bank_worker(client, banks["south"], bank="south", workflow_task_queue=task_queue),
+    ):
+        handle = await _start(
+            client, task_queue, cross("NORTH-001", "SOUTH-001", "45", deadline_seconds=2)
+        )
+        outcome = await wait_outcome(handle)
+        state = await handle.query(TransferWorkflow.state)
+        release.set()
+        for _ in range(100):
+            if late:
+                break
+            await asyncio.sleep(0.1)
+    assert ("compensated", "DeadlineExceeded") == (outcome.status, outcome.error_type)
+    assert StepStatus.COMPLETED == state.step("reverse_debit").status
+    assert [("reverse_debit", "void")] == postings(banks["north"], handle.id)
+    assert ["StepVoided"] == [err.type for err in late]  # type: ignore[attr-defined]
+    assert Decimal("1000.00") == balance(banks["north"], "NORTH-001")
+    audited(banks)
