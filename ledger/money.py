@@ -57,11 +57,13 @@ def parse_amount(value: object, *, allow_zero: bool = False) -> Decimal:
         raise InvalidAmount(f"Amount must be finite, got {value!r}")
     if amount < 0 or (amount == 0 and not allow_zero):
         raise InvalidAmount(f"Amount must be greater than zero, got {amount}")
+    # The bound first: quantizing a huge amount to cents overflows the
+    # decimal context (found by the property tests).
+    if amount > MAX_AMOUNT:
+        raise InvalidAmount(f"Amount exceeds the maximum of {MAX_AMOUNT:,.2f}: {amount}")
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(PLACES):
         raise InvalidAmount(f"Amount has more than two decimal places: {amount}")
-    if amount > MAX_AMOUNT:
-        raise InvalidAmount(f"Amount exceeds the maximum of {MAX_AMOUNT:,.2f}: {amount}")
     return amount.quantize(PLACES)
 
 
