@@ -54,12 +54,18 @@ from ledger import (
     Account,
     LedgerError,
     LedgerStore,
-    Receipt,
     format_amount,
     open_store,
     parse_amount,
 )
-from ledger.audit import audit, audit_banks, group_by_transfer
+from ledger.audit import (
+    AuditReport,
+    BanksAuditReport,
+    audit,
+    audit_banks,
+    group_across_banks,
+    group_by_transfer,
+)
 from workflows.banks import bank_task_queue
 from workflows.transfer import (
     DEFAULT_DEADLINE_SECONDS,
@@ -571,49 +577,26 @@ def _not_found(transfer_id: str, err: RPCError) -> _Fail:
 
 
 async def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    report: AuditReport | BanksAuditReport
     if settings.multi_bank:
-        return await _audit_banks(settings, args)
-    store = open_store(settings.ledger_url)
-    report = audit(*store.snapshot())
+        snapshots = {b: open_store(settings.bank_ledger_url(b)).snapshot() for b in settings.banks}
+        report = audit_banks(snapshots)
+        transfers = group_across_banks(snapshots)
+    else:
+        accounts, receipts = open_store(settings.ledger_url).snapshot()
+        report = audit(accounts, receipts)
+        transfers = group_by_transfer(receipts)
     checked_temporal = False
     if not args.no_temporal:
-        in_flight = [
-            g.transfer_id
-            for g in group_by_transfer(store.receipts()).values()
-            if g.in_clearing != 0
-        ]
+        in_flight = sorted(t for t, group in transfers.items() if group.in_clearing != 0)
         checked_temporal = await _check_running(in_flight, report.findings)
     if args.json:
         print(json.dumps(asdict(report) | {"ok": report.ok}, indent=2, default=str))
+    elif isinstance(report, BanksAuditReport):
+        print(render.banks_audit_text(report, checked_temporal=checked_temporal))
     else:
         print(render.audit_text(report, checked_temporal=checked_temporal))
     return EXIT_OK if report.ok else EXIT_NOT_COMPLETED
-
-
-async def _audit_banks(settings: Settings, args: argparse.Namespace) -> int:
-    snapshots = {b: open_store(settings.bank_ledger_url(b)).snapshot() for b in settings.banks}
-    report = audit_banks(snapshots)
-    checked_temporal = False
-    if not args.no_temporal:
-        held = {
-            transfer_id
-            for _, receipts in snapshots.values()
-            for transfer_id, group in group_by_transfer(receipts).items()
-            if group.in_clearing != 0
-        }
-        in_flight = [t for t in sorted(held) if t not in _settled(snapshots)]
-        checked_temporal = await _check_running(in_flight, report.findings)
-    if args.json:
-        print(json.dumps(asdict(report) | {"ok": report.ok}, indent=2, default=str))
-    else:
-        print(render.banks_audit_text(report, checked_temporal=checked_temporal))
-    return EXIT_OK if report.ok else EXIT_NOT_COMPLETED
-
-
-def _settled(snapshots: dict[str, tuple[list[Account], list[Receipt]]]) -> set[str]:
-    """Transfers whose postings, over all banks together, leave nothing in clearing."""
-    merged = group_by_transfer([r for _, receipts in snapshots.values() for r in receipts])
-    return {t for t, g in merged.items() if g.outcome != "in_flight"}
 
 
 async def _check_running(transfer_ids: list[str], findings: list[str]) -> bool:

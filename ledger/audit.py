@@ -154,15 +154,10 @@ def audit_banks(snapshots: Mapping[str, tuple[list[Account], list[Receipt]]]) ->
     sum to zero.
     """
     findings: list[str] = []
-    merged: dict[str, TransferPostings] = {}
-    per_bank: dict[str, dict[str, TransferPostings]] = {}
+    per_bank = {bank: group_by_transfer(receipts) for bank, (_, receipts) in snapshots.items()}
+    merged = _merge(per_bank)
     for bank, (accounts, receipts) in snapshots.items():
         findings += [f"{bank}: {f}" for f in _ledger_findings(accounts, receipts)]
-        groups = per_bank[bank] = group_by_transfer(receipts)
-        for transfer_id, group in groups.items():
-            into = merged.setdefault(transfer_id, TransferPostings(transfer_id))
-            for step, receipt in group.steps.items():
-                into.steps[step if step not in into.steps else f"{step}@{bank}"] = receipt
     outcomes: dict[str, int] = defaultdict(int)
     for group in merged.values():
         findings += _pattern_findings(group)
@@ -196,6 +191,27 @@ def audit_banks(snapshots: Mapping[str, tuple[list[Account], list[Receipt]]]) ->
     return BanksAuditReport(
         positions=positions, transfers=len(merged), outcomes=dict(outcomes), findings=findings
     )
+
+
+def group_across_banks(
+    snapshots: Mapping[str, tuple[list[Account], list[Receipt]]],
+) -> dict[str, TransferPostings]:
+    """Every transfer's postings over all banks together (a cross-bank one is in two ledgers).
+
+    A step recorded at two banks under the same key (an operator's settlement
+    at each) keeps both receipts: the second is tagged ``<step>@<bank>``.
+    """
+    return _merge({bank: group_by_transfer(receipts) for bank, (_, receipts) in snapshots.items()})
+
+
+def _merge(per_bank: Mapping[str, dict[str, TransferPostings]]) -> dict[str, TransferPostings]:
+    merged: dict[str, TransferPostings] = {}
+    for bank, groups in per_bank.items():
+        for transfer_id, group in groups.items():
+            into = merged.setdefault(transfer_id, TransferPostings(transfer_id))
+            for step, receipt in group.steps.items():
+                into.steps[step if step not in into.steps else f"{step}@{bank}"] = receipt
+    return merged
 
 
 def _clearing(accounts: list[Account]) -> Decimal:

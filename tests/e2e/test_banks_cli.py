@@ -1,15 +1,13 @@
 """Several banks as a user runs them: one workflow worker and one worker per bank."""
 
 import json
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import ROOT, cli_env, run_cli, server_env
+from tests.e2e.test_cli import cli_env, run_cli, server_env, start_worker, stop_worker
 
 # The fixtures are shared with the single-bank CLI tests.
 __all__ = ["cli_env", "server_env"]
@@ -25,29 +23,6 @@ def banks_env(server_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "worker.py"), *args],
-        cwd=env["TRANSFER_DATA_DIR"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if "Worker running" in line:
-            return process
-    pytest.fail(f"worker {args} exited early with {process.wait()}")
-
-
-def stop(process: subprocess.Popen[str]) -> str:
-    process.send_signal(signal.SIGTERM)
-    out, _ = process.communicate(timeout=30)
-    assert 0 == process.returncode, out
-    return out
-
-
 @pytest.fixture
 def topology(banks_env: dict[str, str]) -> Iterator[dict[str, subprocess.Popen[str]]]:
     """`worker.py --workflows`, `--bank north` and `--bank south`: three processes."""
@@ -59,7 +34,7 @@ def topology(banks_env: dict[str, str]) -> Iterator[dict[str, subprocess.Popen[s
     yield processes
     for process in processes.values():
         if process.poll() is None:
-            stop(process)
+            stop_worker(process)
 
 
 def test_a_cross_bank_transfer_from_the_command_line(
@@ -102,7 +77,7 @@ def test_a_cross_bank_transfer_from_the_command_line(
     assert 0 == audit.returncode, audit.stdout + audit.stderr
     positions = {p["bank"]: p["completed_net"] for p in json.loads(audit.stdout)["positions"]}
     assert {"north": "120.00", "south": "-120.00"} == positions
-    assert "Received SIGTERM" in stop(topology["north"])  # stops cleanly on SIGTERM
+    stop_worker(topology["north"])  # a bank worker stops cleanly on SIGTERM too
 
 
 @pytest.mark.parametrize(

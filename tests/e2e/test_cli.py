@@ -53,13 +53,12 @@ def server_env(cli_env: dict[str, str], dev_env: WorkflowEnvironment) -> dict[st
     return cli_env | {"TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host}
 
 
-@pytest.fixture
-def worker(server_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    """`python worker.py` as its own process; on teardown SIGTERM must stop it cleanly."""
+def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`python worker.py [args]` as its own process, returned once it says it is running."""
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "worker.py")],
-        cwd=server_env["TRANSFER_DATA_DIR"],
-        env=server_env,
+        [sys.executable, str(ROOT / "worker.py"), *args],
+        cwd=env["TRANSFER_DATA_DIR"],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -67,14 +66,25 @@ def worker(server_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     assert process.stdout is not None
     for line in process.stdout:
         if "Worker running" in line:
-            break
-    else:
-        pytest.fail(f"worker exited early with {process.wait()}")
-    yield process
+            return process
+    pytest.fail(f"worker {args} exited early with {process.wait()}")
+
+
+def stop_worker(process: subprocess.Popen[str]) -> str:
+    """SIGTERM must stop a worker cleanly; returns the rest of its output."""
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=30)
     assert 0 == process.returncode, out
     assert "Received SIGTERM" in out
+    return out
+
+
+@pytest.fixture
+def worker(server_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """`python worker.py` as its own process; on teardown SIGTERM must stop it cleanly."""
+    process = start_worker(server_env)
+    yield process
+    stop_worker(process)
 
 
 def transfer(

@@ -36,7 +36,7 @@ from temporalio.service import RPCError
 from app.temporal import register_search_attributes, temporal_cli
 from app.transfers import TransferOutcome, start_transfer, wait_outcome
 from ledger import AccountKind, LedgerStore, open_store
-from ledger.audit import audit, audit_banks, group_by_transfer
+from ledger.audit import audit, audit_banks, group_across_banks
 from workflows.banks import bank_of
 from workflows.transfer import TransferRequest, TransferStatus, TransferWorkflow
 
@@ -344,7 +344,6 @@ class _Run:
             report = audit(*snapshots[""])
         # Customer accounts are unique across banks; each bank has its own CLEARING.
         accounts = [a for accs, _ in snapshots.values() for a in accs]
-        receipts = [r for _, recs in snapshots.values() for r in recs]
         self.checks += 5
         parked = {t for t, o in outcomes.items() if o == TransferStatus.NEEDS_ATTENTION}
         for finding in report.findings:
@@ -353,7 +352,7 @@ class _Run:
         self.checks += 1
         if len(keys) != len(set(keys)):
             self.violations.append("an idempotency key was applied twice")
-        groups = group_by_transfer(receipts)
+        groups = group_across_banks(snapshots)
         expected: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
         for plan in plans:
             if plan.transfer_id not in outcomes:
