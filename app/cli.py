@@ -32,6 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from app import fleet, render
 from app.config import ConfigError, Settings
+from app.encryption import EncryptionError
 from app.temporal import (
     ServerUnavailable,
     connect,
@@ -357,6 +358,8 @@ def _guard(command: Callable[[], Coroutine[Any, Any, int]]) -> int:
     except (LedgerError, ValueError, TransferIdConflict) as err:
         retryable = isinstance(err, LedgerError) and err.retryable
         message, code = str(err), EXIT_UNAVAILABLE if retryable else EXIT_USAGE
+    except EncryptionError as err:
+        message, code = f"cannot decrypt: {err}", EXIT_USAGE
     except (ServerUnavailable, FileNotFoundError) as err:
         message, code = str(err), EXIT_UNAVAILABLE
     except RPCError as err:

@@ -12,11 +12,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.encryption import (
+    InvalidKeyRing,
+    KeyRing,
+    generate_ring,
+    read_key_file,
+    write_key_file,
+)
 from workflows.banks import DEFAULT_TASK_QUEUE, InvalidBankName, bank_of, validate_bank_name
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_UI_PORT = 8233
+DEFAULT_CODEC_PORT = 8234
 DATA_DIR = Path(".data")
+KEY_FILE_NAME = "encryption-keys"
+CODEC_TOKEN_FILE_NAME = "codec-token"
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,20 @@ class Settings:
     #: Each bank's ledger: ``LEDGER_URL_<BANK>``, else ``LEDGER_URL`` with
     #: ``{bank}`` in it, else ``sqlite:///<data dir>/ledger-<bank>.db``.
     bank_ledger_urls: Mapping[str, str] = field(default_factory=dict)
+    #: ``TRANSFER_ENCRYPTION``: ``on`` (default) encrypts every payload sent
+    #: to Temporal; ``off`` sends them in plain text.
+    encryption: bool = True
+    #: ``TRANSFER_ENCRYPTION_KEYS``: ``id:base64`` keys, newest first (kept
+    #: out of repr: it is secret).
+    encryption_keys: str = field(default="", repr=False)
+    #: ``TRANSFER_ENCRYPTION_KEY_FILE``: the key file read when
+    #: TRANSFER_ENCRYPTION_KEYS is unset (default ``<data dir>/encryption-keys``).
+    key_file: Path = DATA_DIR / KEY_FILE_NAME
+    #: ``TRANSFER_CODEC_URL``: where the codec server is reached by the Web UI.
+    codec_url: str = f"http://localhost:{DEFAULT_CODEC_PORT}"
+    #: ``TRANSFER_CODEC_TOKEN``: the bearer token the codec server accepts
+    #: (default: the one in ``<data dir>/codec-token``; kept out of repr).
+    codec_token: str = field(default="", repr=False)
 
     @property
     def multi_bank(self) -> bool:
@@ -83,7 +107,78 @@ class Settings:
                 "/"
             ),
             data_dir=data_dir,
+            encryption=_switch(env, "TRANSFER_ENCRYPTION"),
+            encryption_keys=env.get("TRANSFER_ENCRYPTION_KEYS", "").strip(),
+            key_file=Path(env.get("TRANSFER_ENCRYPTION_KEY_FILE") or data_dir / KEY_FILE_NAME),
+            codec_url=(
+                env.get("TRANSFER_CODEC_URL") or f"http://localhost:{DEFAULT_CODEC_PORT}"
+            ).rstrip("/"),
+            codec_token=env.get("TRANSFER_CODEC_TOKEN", "").strip(),
         )
+
+    def key_ring(self, *, create: bool = False) -> KeyRing | None:
+        """The encryption keys, or None with TRANSFER_ENCRYPTION=off.
+
+        From TRANSFER_ENCRYPTION_KEYS, else the key file. With `create` (the
+        embedded dev setup) a missing key file is created with one new key.
+
+        Raises:
+            ConfigError: Encryption is on and no key is configured, or the
+                keys are malformed (the message never shows key material).
+        """
+        if not self.encryption:
+            return None
+        try:
+            if self.encryption_keys:
+                return KeyRing.parse(self.encryption_keys, source="TRANSFER_ENCRYPTION_KEYS")
+            if self.key_file.exists():
+                return read_key_file(self.key_file)
+        except InvalidKeyRing as err:
+            raise ConfigError(str(err)) from None
+        if not create:
+            raise ConfigError(
+                "Payload encryption is on but no key is configured: set "
+                "TRANSFER_ENCRYPTION_KEYS or TRANSFER_ENCRYPTION_KEY_FILE (create a key file "
+                f"with `python starter.py keys new`; {self.key_file} is read by default), "
+                "or set TRANSFER_ENCRYPTION=off"
+            )
+        ring = generate_ring()
+        write_key_file(self.key_file, ring)
+        print(
+            f"Generated encryption key {ring.current} in {self.key_file} (owner-only). "
+            "Keep it: what Temporal stored under it is unreadable without it.",
+            flush=True,
+        )
+        return ring
+
+    def codec_token_value(self, *, create: bool = False) -> str:
+        """The codec server's bearer token: TRANSFER_CODEC_TOKEN, else the token file.
+
+        With `create` a missing token file is created with a random token.
+
+        Raises:
+            ConfigError: No token is configured.
+        """
+        if self.codec_token:
+            return self.codec_token
+        path = self.data_dir / CODEC_TOKEN_FILE_NAME
+        if path.exists():
+            token = path.read_text().strip()
+            if token:
+                return token
+        if not create:
+            raise ConfigError(
+                f"The codec server needs a bearer token: set TRANSFER_CODEC_TOKEN or put one in "
+                f"{path} (`python starter.py codec-server --new-token` creates it)"
+            )
+        import secrets
+
+        token = secrets.token_urlsafe(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(token + "\n")
+        return token
 
     def bank_ledger_url(self, bank: str) -> str:
         """The ledger of one bank."""
@@ -100,6 +195,15 @@ class Settings:
 
 class ConfigError(ValueError):
     """The environment asks for something inconsistent."""
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "on").strip().lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{name} must be on or off, not {value!r}")
 
 
 def _banks(text: str) -> tuple[str, ...]:

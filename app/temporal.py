@@ -17,13 +17,14 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from app.config import DEFAULT_ADDRESS, DEFAULT_UI_PORT, Settings
+from app.encryption import encrypted_converter
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 #: Settings for the embedded dev server, each measured by `make bench`
@@ -54,15 +55,29 @@ def connect_config() -> dict[str, Any]:
     return config
 
 
-async def connect(**overrides: Any) -> Client:
-    """Connect with the pydantic data converter, as every client of ours must.
+def data_converter(settings: Settings | None = None, *, create_key: bool = False) -> DataConverter:
+    """The converter every client and worker of ours uses: pydantic, encrypted unless off.
+
+    Raises:
+        ConfigError: Encryption is on and no key is configured.
+    """
+    settings = settings or Settings.from_env()
+    return encrypted_converter(settings.key_ring(create=create_key))
+
+
+async def connect(
+    settings: Settings | None = None, *, create_key: bool = False, **overrides: Any
+) -> Client:
+    """Connect with the project's data converter (pydantic, encrypted), as every client must.
 
     Raises:
         ServerUnavailable: With the address, when nothing answers there.
+        ConfigError: Encryption is on and no key is configured.
     """
+    converter = data_converter(settings, create_key=create_key)
     config = connect_config() | overrides
     try:
-        return await Client.connect(**config, data_converter=pydantic_data_converter)
+        return await Client.connect(**config, data_converter=converter)
     except RuntimeError as err:
         raise ServerUnavailable(
             f"Cannot reach Temporal at {config['target_host']} ({err}). "
@@ -115,12 +130,16 @@ async def server_client(
     """A client for the configured server; with `dev`, start the embedded one if none answers.
 
     The embedded dev server keeps its state in ``<data dir>/temporal.db`` and
-    serves the Web UI on port 8233; it stops when the block exits.
+    serves the Web UI on port 8233, pointed at the codec server
+    (TRANSFER_CODEC_URL) when payloads are encrypted; it stops when the block
+    exits. With `dev` a missing local encryption key is created.
     """
     config = connect_config()
     host, _, port_text = str(config["target_host"]).rpartition(":")
+    converter = data_converter(settings, create_key=dev)
     if not dev or await port_answers(host or "localhost", int(port_text or 7233)):
-        yield await (connect(runtime=runtime) if runtime else connect())
+        extra = {"runtime": runtime} if runtime else {}
+        yield await connect(settings, **extra)
         return
     if config["target_host"] != DEFAULT_ADDRESS:
         raise ServerUnavailable(
@@ -129,9 +148,10 @@ async def server_client(
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     print(f"Starting the embedded Temporal dev server (Web UI {settings.ui_url}) ...", flush=True)
+    ui_codec = ["--ui-codec-endpoint", settings.codec_url] if settings.encryption else []
     env = await WorkflowEnvironment.start_local(
         namespace=config.get("namespace", "default"),
-        data_converter=pydantic_data_converter,
+        data_converter=converter,
         port=7233,
         ui=True,
         ui_port=DEFAULT_UI_PORT,
@@ -139,7 +159,7 @@ async def server_client(
         dev_server_database_filename=str(settings.data_dir / "temporal.db"),
         search_attributes=SEARCH_ATTRIBUTES,
         runtime=runtime,
-        dev_server_extra_args=DEV_SERVER_TUNING,
+        dev_server_extra_args=[*DEV_SERVER_TUNING, *ui_codec],
     )
     try:
         yield env.client

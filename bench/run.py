@@ -31,7 +31,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from app.temporal import DEV_SERVER_TUNING, temporal_cli
+from app.encryption import generate_ring
+from app.temporal import DEV_SERVER_TUNING, data_converter, temporal_cli
 from app.transfers import start_transfer, wait_outcome
 from bench.floor import FLOOR_WORKFLOW
 from bench.measure import Meter, PhaseResult, drive, pair
@@ -280,7 +281,7 @@ async def _server(kind: str, data_dir: Path) -> AsyncIterator[tuple[Client, str]
     """A dev server: untuned (CLI defaults, in memory) or as the project embeds it."""
     external = os.environ.get("TEMPORAL_ADDRESS")
     if kind == PROJECT and external:
-        client = await Client.connect(external, data_converter=pydantic_data_converter)
+        client = await Client.connect(external, data_converter=data_converter())
         yield client, external
         return
     port = _free_port()
@@ -291,7 +292,8 @@ async def _server(kind: str, data_dir: Path) -> AsyncIterator[tuple[Client, str]
             "dev_server_database_filename": str(data_dir / f"temporal-{port}.db"),
         }
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        # The untuned server runs the SDK's defaults end to end: plain payloads.
+        data_converter=data_converter() if kind == PROJECT else pydantic_data_converter,
         port=port,
         ui=False,
         dev_server_existing_path=temporal_cli(),
@@ -834,6 +836,11 @@ def main() -> None:
     parser.add_argument("--json", metavar="PATH", help="write the full report as JSON")
     parser.add_argument("--only", metavar="KEYS", help="comma-separated scenario keys")
     args = parser.parse_args()
+    # Payloads are encrypted as in production (the floor's too, so ratios stay
+    # fair; only floor-untuned runs the SDK's plain defaults). A key of this
+    # run's own unless the caller configured one; worker processes inherit it.
+    if "TRANSFER_ENCRYPTION_KEYS" not in os.environ:
+        os.environ["TRANSFER_ENCRYPTION_KEYS"] = generate_ring().env_value()
     console = Console(stderr=False)
     code = asyncio.run(run(args, console))
     sys.stdout.flush()

@@ -9,7 +9,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from app.temporal import (
@@ -20,7 +19,12 @@ from app.temporal import (
 )
 from ledger import LedgerStore, open_store
 from ledger.postgres import PostgresLedgerStore
+from tests.keys import TEST_CONVERTER, TEST_KEYS
 from workflows.visibility import SEARCH_ATTRIBUTES
+
+# Every CLI and worker subprocess encrypts with the suite's fixed test key.
+os.environ["TRANSFER_ENCRYPTION_KEYS"] = TEST_KEYS
+os.environ.pop("TRANSFER_ENCRYPTION", None)
 
 OPENING = {
     "ACC-001": ("Alice", "1000.00"),
@@ -55,7 +59,7 @@ def postgres_schema_url(base: str) -> str:
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """One time-skipping test server for the whole session (installed binary, offline)."""
     environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         test_server_existing_path=time_skipping_server(),
     )
     await register_search_attributes(environment.client)
@@ -73,7 +77,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     concurrent workflows, real timing, visibility.
     """
     environment = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         dev_server_existing_path=temporal_cli(),
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_extra_args=DEV_SERVER_TUNING,

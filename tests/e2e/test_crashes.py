@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from app.temporal import register_search_attributes, temporal_cli
@@ -22,6 +21,7 @@ from ledger import LedgerStore, PostingKind, open_store
 from ledger.audit import audit
 from ledger.postgres import PostgresLedgerStore
 from tests.conftest import OPENING, balances, postgres_schema_url
+from tests.keys import TEST_CONVERTER
 from tests.workflows.helpers import postings_of
 from tests.workflows.helpers import request as transfer_request
 
@@ -135,7 +135,7 @@ async def test_transfers_in_flight_survive_a_dev_server_restart(tmp_path: Path) 
     ids = [f"restart-{n}" for n in range(6)]
 
     async with process(env, *server_args, log=tmp_path / "server1.log", ready="Server:"):
-        client = await Client.connect(address, data_converter=pydantic_data_converter)
+        client = await Client.connect(address, data_converter=TEST_CONVERTER)
         await register_search_attributes(client)
         for transfer_id in ids[:3]:  # no worker yet: these wait in the server
             await start_transfer(
@@ -143,7 +143,7 @@ async def test_transfers_in_flight_survive_a_dev_server_restart(tmp_path: Path) 
                 task_queue="restart-test",
             )  # fmt: skip
     async with process(env, *server_args, log=tmp_path / "server2.log", ready="Server:"):
-        client = await Client.connect(address, data_converter=pydantic_data_converter)
+        client = await Client.connect(address, data_converter=TEST_CONVERTER)
         async with process(env, *worker_args(), log=tmp_path / "worker.log"):
             for transfer_id in ids[3:]:
                 await start_transfer(

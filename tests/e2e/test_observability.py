@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from app.temporal import temporal_cli
 from app.transfers import start_transfer
 from ledger import LedgerStore, open_store
 from tests.conftest import OPENING
+from tests.keys import TEST_CONVERTER
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import request
 from workflows import visibility
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.e2e
 async def fresh_env() -> AsyncIterator[WorkflowEnvironment]:
     """A dev server of this module's own, so visibility counts are exactly ours."""
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         dev_server_existing_path=temporal_cli(),
         search_attributes=visibility.SEARCH_ATTRIBUTES,
     )

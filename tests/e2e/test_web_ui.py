@@ -17,13 +17,13 @@ from urllib.parse import quote
 
 import pytest
 from temporalio.client import WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from app.temporal import temporal_cli
 from app.transfers import start_transfer
 from ledger import open_store
 from tests.conftest import OPENING
+from tests.keys import TEST_CONVERTER
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import request
 from workflows import visibility
@@ -76,7 +76,7 @@ async def ui_env() -> AsyncIterator[tuple[WorkflowEnvironment, int]]:
     """A dev server with its Web UI on a free port."""
     port = free_port()
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         dev_server_existing_path=temporal_cli(),
         search_attributes=visibility.SEARCH_ATTRIBUTES,
         ui=True,

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from app.temporal import temporal_cli
 from app.transfers import start_transfer
 from app.worker import running_bank_workers
 from ledger import LedgerStore, open_store
+from tests.keys import TEST_CONVERTER
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import freezing_credit, hanging_credit, park
 from workflows.transfer import (
@@ -166,7 +166,7 @@ SCENARIOS: list[Scenario] = [
 async def record(directory: Path = HERE) -> list[Path]:
     """Run every scenario and write `<scenario>.json`; return the files written."""
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         dev_server_existing_path=temporal_cli(),
         search_attributes=SEARCH_ATTRIBUTES,
     )

@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from app.temporal import register_search_attributes, temporal_cli
 from app.transfers import TransferOutcome, start_transfer, wait_outcome
 from ledger import AccountKind, LedgerStore, open_store
 from ledger.audit import audit, audit_banks, group_across_banks
+from tests.keys import TEST_CONVERTER, TEST_KEYS
 from workflows.banks import bank_of
 from workflows.transfer import TransferRequest, TransferStatus, TransferWorkflow
 
@@ -147,6 +147,7 @@ class _Run:
                 "LEDGER_URL": self.ledger_url,
                 "TEMPORAL_TASK_QUEUE": TASK_QUEUE,
                 "TRANSFER_DATA_DIR": str(self.workdir),
+                "TRANSFER_ENCRYPTION_KEYS": TEST_KEYS,
                 "PYTHONPATH": str(ROOT),
                 "SOAK_SEED": str(self.config.seed),
                 "SOAK_FAULT_RATE": str(self.config.fault_rate),
@@ -247,7 +248,7 @@ class _Run:
     async def client(self) -> Client:
         for _ in range(120):
             try:
-                return await Client.connect(self.address, data_converter=pydantic_data_converter)
+                return await Client.connect(self.address, data_converter=TEST_CONVERTER)
             except RuntimeError:
                 await asyncio.sleep(0.5)
         raise RuntimeError("cannot reach the soak server")

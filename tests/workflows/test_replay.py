@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from activities import LedgerActivities, StepInput, StepResult
+from tests.keys import TEST_CONVERTER
 from workflows.transfer import (
     LowLatencyTransferWorkflow,
     TransferRequest,
@@ -55,7 +55,7 @@ async def test_recorded_history_replays_deterministically(name: str) -> None:
     """
     replayer = Replayer(
         workflows=[TransferWorkflow, LowLatencyTransferWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
     )
     result = await replayer.replay_workflow(load(name))
     assert result.replay_failure is None
@@ -81,7 +81,7 @@ class CreditFirstTransfer(TransferWorkflow):
 @pytest.mark.parametrize("name", ["completed", "credit_failure"])
 async def test_a_reordered_workflow_fails_replay(name: str) -> None:
     """The check has teeth: issuing the credit first is caught as nondeterminism."""
-    replayer = Replayer(workflows=[CreditFirstTransfer], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[CreditFirstTransfer], data_converter=TEST_CONVERTER)
     with pytest.raises(NondeterminismError):
         await replayer.replay_workflow(load(name))
 
@@ -102,7 +102,7 @@ class ClockReadingTransfer(TransferWorkflow):
 
 async def test_the_sandboxed_replay_catches_a_wall_clock_read() -> None:
     """The worker runs unsandboxed (README, Performance); the replay suite keeps the sandbox."""
-    replayer = Replayer(workflows=[ClockReadingTransfer], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[ClockReadingTransfer], data_converter=TEST_CONVERTER)
     result = await replayer.replay_workflow(load("completed"), raise_on_replay_failure=False)
     assert result.replay_failure is not None
     assert "datetime.datetime.now" in str(result.replay_failure)

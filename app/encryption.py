@@ -1,0 +1,280 @@
+"""Payload encryption: AES-256-GCM with named keys, as a Temporal payload codec.
+
+Every payload a client or worker of ours sends to Temporal (workflow and
+activity inputs and results, query and update results, memos, summaries and,
+with the failure converter below, failure messages and stack traces) is
+encrypted before it leaves the process. The server, its database and the
+Web UI see only ciphertext; the codec server (`app.codec_server`) decrypts
+for people allowed to read it.
+
+An encrypted payload is the original payload, serialized, then sealed:
+
+- ``metadata["encoding"] = b"binary/encrypted"``
+- ``metadata["encryption-cipher"] = b"AES-256-GCM"``
+- ``metadata["encryption-key-id"] = <the key's id>``
+- ``data = nonce (12 random bytes) + ciphertext + tag``
+
+The key id and cipher are bound to the ciphertext as associated data, so
+relabelling a payload with another key id makes it fail to decrypt instead
+of decrypting under the wrong name.
+
+Keys live in a key ring: several keys, newest first. New payloads use the
+newest; any key in the ring decrypts, so histories written before a rotation
+stay readable as long as their key stays in the ring.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import os
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadCodec,
+)
+
+ENCODING = b"binary/encrypted"
+CIPHER = b"AES-256-GCM"
+KEY_BYTES = 32
+NONCE_BYTES = 12
+KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class EncryptionError(Exception):
+    """A payload cannot be encrypted or decrypted; the message names the key id."""
+
+
+class UnknownKey(EncryptionError):
+    """The payload was encrypted with a key this process does not hold."""
+
+
+class DecryptionFailed(EncryptionError):
+    """The key of that id does not open the payload: wrong key material, or altered data."""
+
+
+class InvalidKeyRing(ValueError):
+    """A key ring's text is malformed (the message says where, never the key)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyRing:
+    """Named 256-bit keys, newest first: the first encrypts, any decrypts."""
+
+    keys: tuple[tuple[str, bytes], ...]
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise InvalidKeyRing("a key ring needs at least one key")
+        seen: set[str] = set()
+        for key_id, key in self.keys:
+            if not KEY_ID_PATTERN.match(key_id):
+                raise InvalidKeyRing(
+                    f"key id {key_id!r}: use 1-64 letters, digits, '.', '_' or '-'"
+                )
+            if key_id in seen:
+                raise InvalidKeyRing(f"key id {key_id!r} appears twice")
+            if len(key) != KEY_BYTES:
+                raise InvalidKeyRing(
+                    f"key {key_id!r} is {len(key)} bytes; AES-256 needs {KEY_BYTES}"
+                )
+            seen.add(key_id)
+
+    @property
+    def current(self) -> str:
+        """The id of the key new payloads are encrypted with."""
+        return self.keys[0][0]
+
+    @property
+    def ids(self) -> list[str]:
+        """Every key id, newest first."""
+        return [key_id for key_id, _ in self.keys]
+
+    def key(self, key_id: str) -> bytes:
+        """The key of that id (raises UnknownKey naming it and the ids held)."""
+        for candidate, key in self.keys:
+            if candidate == key_id:
+                return key
+        raise UnknownKey(
+            f"payload was encrypted with key {key_id!r}, which this process does not hold "
+            f"(it holds {', '.join(self.ids)}): add that key to TRANSFER_ENCRYPTION_KEYS "
+            "or the key file"
+        )
+
+    @classmethod
+    def parse(cls, text: str, *, source: str) -> KeyRing:
+        """Read ``id:base64`` entries, newest first, separated by commas or new lines.
+
+        Blank lines and lines starting with ``#`` are ignored. `source` names
+        where the text came from, for error messages.
+        """
+        entries: list[tuple[str, bytes]] = []
+        lines = (part.strip() for line in text.splitlines() for part in line.split(","))
+        for number, entry in enumerate(lines, start=1):
+            if not entry or entry.startswith("#"):
+                continue
+            key_id, sep, encoded = entry.partition(":")
+            if not sep:
+                raise InvalidKeyRing(f"{source}: entry {number} is not `id:base64-key`")
+            try:
+                key = base64.b64decode(encoded.strip(), validate=True)
+            except binascii.Error:
+                raise InvalidKeyRing(
+                    f"{source}: key {key_id.strip()!r} is not valid base64"
+                ) from None
+            entries.append((key_id.strip(), key))
+        if not entries:
+            raise InvalidKeyRing(f"{source} holds no key")
+        try:
+            return cls(tuple(entries))
+        except InvalidKeyRing as err:
+            raise InvalidKeyRing(f"{source}: {err}") from None
+
+    def with_new_key(self, key_id: str | None = None) -> KeyRing:
+        """A copy of the ring with a freshly generated key in front (it encrypts from now on)."""
+        return KeyRing(((key_id or new_key_id(self.ids), AESGCM.generate_key(256)), *self.keys))
+
+    def env_value(self) -> str:
+        """The ring as a TRANSFER_ENCRYPTION_KEYS value, newest first."""
+        return ",".join(f"{key_id}:{base64.b64encode(key).decode()}" for key_id, key in self.keys)
+
+    def text(self) -> str:
+        """The ring as a key file's text, newest first."""
+        lines = [
+            "# saga-transfer encryption keys, newest first: the first encrypts, all decrypt.",
+            "# Keep every key that still has histories to read. Never commit this file.",
+        ]
+        lines += [f"{key_id}:{base64.b64encode(key).decode()}" for key_id, key in self.keys]
+        return "\n".join(lines) + "\n"
+
+
+def new_key_id(taken: Iterable[str] = ()) -> str:
+    """A fresh key id: ``key-<UTC date>-<random>``."""
+    taken = set(taken)
+    while True:
+        key_id = f"key-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(3)}"
+        if key_id not in taken:
+            return key_id
+
+
+def generate_ring() -> KeyRing:
+    """A ring of one new key."""
+    return KeyRing(((new_key_id(), AESGCM.generate_key(256)),))
+
+
+def read_key_file(path: Path) -> KeyRing:
+    """The key ring in a key file."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise InvalidKeyRing(f"cannot read key file {path}: {err.strerror}") from None
+    return KeyRing.parse(text, source=f"key file {path}")
+
+
+def write_key_file(path: Path, ring: KeyRing) -> None:
+    """Write a key file readable by its owner only (created 0600, replaced atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(ring.text())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class EncryptionCodec(PayloadCodec):
+    """AES-256-GCM payload codec over a key ring.
+
+    Payloads that are not marked as encrypted pass through decoding
+    unchanged, so histories written before encryption was turned on stay
+    readable; nothing is ever encoded in plain text.
+    """
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+        self._ciphers = {key_id: AESGCM(key) for key_id, key in ring.keys}
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """Encrypt each payload with the newest key."""
+        return [self.encrypt(payload) for payload in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """Decrypt each encrypted payload; pass the others through."""
+        return [self.decrypt(payload) for payload in payloads]
+
+    def encrypt(self, payload: Payload) -> Payload:
+        """One payload, sealed with the newest key."""
+        key_id = self.ring.current
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._ciphers[key_id].encrypt(
+            nonce, payload.SerializeToString(), _associated_data(key_id)
+        )
+        return Payload(
+            metadata={
+                "encoding": ENCODING,
+                "encryption-cipher": CIPHER,
+                "encryption-key-id": key_id.encode(),
+            },
+            data=nonce + sealed,
+        )
+
+    def decrypt(self, payload: Payload) -> Payload:
+        """One payload, opened (or returned as is when it is not encrypted)."""
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload
+        key_id = payload.metadata.get("encryption-key-id", b"").decode(errors="replace")
+        cipher = payload.metadata.get("encryption-cipher", b"")
+        if cipher != CIPHER:
+            raise EncryptionError(
+                f"payload under key {key_id!r} uses cipher {cipher.decode(errors='replace')!r}; "
+                f"only {CIPHER.decode()} is supported"
+            )
+        self.ring.key(key_id)  # raises UnknownKey with the ids held
+        data = payload.data
+        try:
+            plain = self._ciphers[key_id].decrypt(
+                data[:NONCE_BYTES], data[NONCE_BYTES:], _associated_data(key_id)
+            )
+        except InvalidTag:
+            raise DecryptionFailed(
+                f"payload under key {key_id!r} does not decrypt with the key of that id "
+                "held here: the key material differs from the one that encrypted it, or "
+                "the payload was altered"
+            ) from None
+        decoded = Payload()
+        decoded.ParseFromString(plain)
+        return decoded
+
+
+def _associated_data(key_id: str) -> bytes:
+    return b"saga-transfer/" + CIPHER + b"/" + key_id.encode()
+
+
+def encrypted_converter(ring: KeyRing | None) -> DataConverter:
+    """The project's data converter: pydantic, plus encryption when `ring` is given.
+
+    With a ring, failure messages and stack traces travel inside an encrypted
+    payload too (Temporal's encoded failure attributes), so an error message
+    that names a balance is not readable in the server either.
+    """
+    if ring is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(ring),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
