@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 from temporalio import activity
@@ -19,16 +19,19 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from ledger import (
     LedgerError,
     LedgerStore,
+    OperatorRecord,
     Receipt,
     parse_amount,
     validate_account_id,
     validate_memo,
+    validate_operator,
 )
 
 Amount = Annotated[Decimal, BeforeValidator(parse_amount)]
 AccountId = Annotated[str, BeforeValidator(validate_account_id)]
 T = TypeVar("T")
 Note = Annotated[str, BeforeValidator(validate_memo)]
+Operator = Annotated[str, BeforeValidator(validate_operator)]
 
 
 class StepInput(BaseModel):
@@ -66,6 +69,32 @@ class SettleResult(BaseModel):
 
     receipt: Receipt | None
     attempt: int
+
+
+class OperatorActionInput(BaseModel):
+    """An operator's action on a parked transfer, to record before it is carried out."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: The Temporal update that carried the action: with the workflow id, the record's key.
+    update_id: str
+    action: Literal["retry", "resolve"]
+    operator: Operator
+    note: Note | None = None
+
+
+class OperatorActionResult(BaseModel):
+    """The operator log's entry, and the attempt that wrote (or found) it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    record: OperatorRecord
+    attempt: int
+
+
+def operator_key(workflow_id: str, update_id: str) -> str:
+    """The operator log key of one action: one update of one transfer, recorded once."""
+    return step_key(workflow_id, f"operator/{update_id}")
 
 
 def step_key(workflow_id: str, step: str) -> str:
@@ -116,6 +145,29 @@ class LedgerActivities:
         """Take back the credit, or void it so a late attempt can never apply."""
         return _run(lambda key: self._store.reverse(key, original_key=_original_key("credit")))
 
+    @activity.defn(name="record_operator_action")
+    def record_operator_action(self, request: OperatorActionInput) -> OperatorActionResult:
+        """Append who acted on the transfer, how and why to the ledger's operator log."""
+        workflow_id = activity.info().workflow_id or ""
+        record = _call(
+            lambda key: self._store.record_operator_action(
+                key,
+                transfer_id=workflow_id,
+                action=request.action,
+                operator=request.operator,
+                note=request.note,
+            ),
+            key=operator_key(workflow_id, request.update_id),
+        )
+        activity.logger.info(
+            "Operator %s of %s by %s recorded%s",
+            record.action,
+            record.transfer_id,
+            record.operator,
+            " [replayed]" if record.replayed else "",
+        )
+        return OperatorActionResult(record=record, attempt=activity.info().attempt)
+
 
 def _original_key(step: str) -> str:
     return step_key(activity.info().workflow_id or "", step)
@@ -135,8 +187,8 @@ def _run(post: Callable[[str], Receipt]) -> StepResult:
     return StepResult(receipt=receipt, attempt=info.attempt)
 
 
-def _call(post: Callable[[str], T]) -> T:
-    """Call the ledger with this activity's key and map its errors.
+def _call(post: Callable[[str], T], *, key: str | None = None) -> T:
+    """Call the ledger with this activity's key (or `key`) and map its errors.
 
     Ledger business errors become non-retryable `ApplicationError`s whose
     `type` is the error's class name; `LedgerUnavailable` and anything
@@ -144,7 +196,7 @@ def _call(post: Callable[[str], T]) -> T:
     its first detail so the workflow can report it.
     """
     info = activity.info()
-    key = step_key(info.workflow_id or "", info.activity_type)
+    key = key or step_key(info.workflow_id or "", info.activity_type)
     try:
         return post(key)
     except LedgerError as err:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import json
 import logging
 import os
+import socket
 import sys
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
@@ -203,9 +205,37 @@ async def _run_worker(
                 queue = bank_task_queue(b, settings.task_queue)
                 parts.append(f"bank {b} on {queue!r} (ledger {store_b!r})")
             what = f"{'; '.join(parts)} at {where}"
-        async with running:
+        async with running, contextlib.AsyncExitStack() as codec:
             if metrics_address:
                 print(f"Prometheus metrics on http://{metrics_address}/metrics", flush=True)
+            ring = settings.key_ring(create=True) if dev else None
+            if ring is not None:
+                # The dev server's Web UI decodes through TRANSFER_CODEC_URL: serve it here.
+                import errno
+
+                from app.codec_server import codec_port, serving_codec, sign_in_url, token_source
+
+                token = settings.codec_token_value(create=True)
+                try:
+                    url = await codec.enter_async_context(serving_codec(settings, ring, token))
+                except OSError as err:
+                    why = (
+                        "is taken (another `worker.py --dev` may serve it)"
+                        if err.errno == errno.EADDRINUSE
+                        else f"cannot be used ({err})"
+                    )
+                    print(
+                        f"Codec server not started: port {codec_port(settings)} {why}; the "
+                        f"Web UI decodes through whatever answers at {settings.codec_url}.",
+                        flush=True,
+                    )
+                else:
+                    print(
+                        f"Codec server for the Web UI on {url}: sign a browser in at "
+                        f"{sign_in_url(settings, url)} with the token in "
+                        f"{token_source(settings)}",
+                        flush=True,
+                    )
             await _serve(what, settings)
     return EXIT_OK
 
@@ -278,6 +308,7 @@ def _parser() -> argparse.ArgumentParser:
     retry = commands.add_parser("retry", help="run a parked transfer's pending compensations again")
     retry.add_argument("transfer_id", metavar="REF")
     retry.add_argument("--note", help="why, for the record")
+    retry.add_argument("--operator", metavar="NAME", help=_OPERATOR_HELP)
     retry.add_argument("--json", action="store_true", help="print JSON")
 
     resolve = commands.add_parser(
@@ -291,6 +322,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="where the clearing money goes (default EXTERNAL: it left the ledger by hand)",
     )
+    resolve.add_argument("--operator", metavar="NAME", help=_OPERATOR_HELP)
     resolve.add_argument("--json", action="store_true", help="print JSON")
 
     listing = commands.add_parser("list", help="transfers, newest first, from visibility")
@@ -318,6 +350,24 @@ def _parser() -> argparse.ArgumentParser:
     auditing.add_argument("--json", action="store_true", help="print JSON")
 
     commands.add_parser("demo", help="run the self-contained demo")
+
+    codec = commands.add_parser(
+        "codec-server", help="decrypt payloads for the Web UI (Temporal's remote codec API)"
+    )
+    codec.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    codec.add_argument(
+        "--port",
+        type=int,
+        metavar="PORT",
+        help="port to listen on (default: the port of TRANSFER_CODEC_URL, 8234)",
+    )
+    codec.add_argument(
+        "--new-token",
+        action="store_true",
+        help="create a random token in <data dir>/codec-token if none is configured",
+    )
     return parser
 
 
@@ -338,11 +388,18 @@ def starter_main(argv: Sequence[str] | None = None) -> int:
         "stats": lambda: _stats(args),
         "setup": _setup,
         "audit": lambda: _audit(settings, args),
-        "retry": lambda: _operate(settings, args, RetryRequest(note=args.note)),
+        "retry": lambda: _operate(
+            settings, args, RetryRequest(note=args.note, operator=_operator_identity(args))
+        ),
         "resolve": lambda: _operate(
-            settings, args, ResolveRequest(note=args.note, settle_to=args.settle_to)
+            settings,
+            args,
+            ResolveRequest(
+                note=args.note, settle_to=args.settle_to, operator=_operator_identity(args)
+            ),
         ),
         "demo": lambda: _demo(settings),
+        "codec-server": lambda: _codec_server(settings, args),
     }
     return _guard(handlers[args.command])
 
@@ -549,11 +606,35 @@ async def _cancel(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK if outcome.status == "cancelled" else EXIT_NOT_COMPLETED
 
 
+_OPERATOR_HELP = (
+    "who acts, for the ledger's operator log and Temporal's history "
+    "(default: $TRANSFER_OPERATOR, else <login>@<host>)"
+)
+
+
+def _operator_identity(args: argparse.Namespace) -> str:
+    """Who runs `retry` or `resolve`: --operator, else $TRANSFER_OPERATOR, else login@host."""
+    if args.operator is not None:
+        return str(args.operator)
+    if os.environ.get("TRANSFER_OPERATOR"):
+        return os.environ["TRANSFER_OPERATOR"]
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name in the environment or the password database
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
 async def _operate(
     settings: Settings, args: argparse.Namespace, request: RetryRequest | ResolveRequest
 ) -> int:
-    """`retry` and `resolve`: an operator's update on a parked transfer."""
-    client = await connect()
+    """`retry` and `resolve`: an operator's update on a parked transfer.
+
+    The operator named in the request is also the client's identity, so the
+    update's events in Temporal's history name the same person as the
+    ledger's operator log.
+    """
+    client = await connect(identity=request.operator)
     handle = client.get_workflow_handle_for(TransferWorkflow.run, args.transfer_id)
     try:
         state = await handle.execute_update(args.command, request, result_type=TransferState)
@@ -657,6 +738,61 @@ async def _stats(args: argparse.Namespace) -> int:
         print(json.dumps(stats.as_json(), indent=2))
     else:
         print(render.stats_text(stats))
+    return EXIT_OK
+
+
+async def _codec_server(settings: Settings, args: argparse.Namespace) -> int:
+    """`codec-server`: decrypt payloads for the Web UI until SIGINT or SIGTERM."""
+    from app.codec_server import codec_port, serving_codec, sign_in_url, token_source
+
+    ring = settings.key_ring()
+    if ring is None:
+        raise _Fail(
+            "TRANSFER_ENCRYPTION=off: payloads go to Temporal in plain text, so a codec "
+            "server has nothing to decrypt",
+            EXIT_USAGE,
+        )
+    try:
+        token = settings.codec_token_value()
+        created = False
+    except ConfigError:
+        if not args.new_token:
+            raise
+        token = settings.codec_token_value(create=True)
+        created = True
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    port = codec_port(settings) if args.port is None else args.port
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            url = await stack.enter_async_context(
+                serving_codec(settings, ring, token, host=args.host, port=port)
+            )
+        except OSError as err:
+            raise _Fail(
+                f"Cannot listen on {args.host}:{port}: {err.strerror or err}", EXIT_UNAVAILABLE
+            ) from err
+        if created:
+            print(f"Created a new codec token in {token_source(settings)} (owner-only)")
+        elif args.new_token:
+            print(f"Kept the codec token already in {token_source(settings)}")
+        print(f"Codec server listening on {url} for the Web UI at {settings.ui_url}")
+        if not url.endswith(f":{codec_port(settings)}"):
+            print(
+                f"  The Web UI calls TRANSFER_CODEC_URL ({settings.codec_url}), not this "
+                "port: point it here (temporal server start-dev --ui-codec-endpoint)."
+            )
+        login = sign_in_url(settings, url)
+        print(
+            f"  Sign a browser in at {login} with the token in {token_source(settings)}; then "
+            'in the Web UI\'s Codec Server settings choose "Use my browser setting", enter '
+            f'{login.removesuffix("/login")} and turn on "Include cross-origin credentials".\n'
+            "  Other clients send `Authorization: Bearer <token>`. Ctrl-C to stop.",
+            flush=True,
+        )
+        sig = await wait_for_stop_signal()
+        print(f"Received {sig.name}; stopping the codec server", flush=True)
     return EXIT_OK
 
 

@@ -120,9 +120,14 @@ class KeyRing:
         where the text came from, for error messages.
         """
         entries: list[tuple[str, bytes]] = []
-        lines = (part.strip() for line in text.splitlines() for part in line.split(","))
+        lines = (
+            part.strip()
+            for line in text.splitlines()
+            if not line.lstrip().startswith("#")
+            for part in line.split(",")
+        )
         for number, entry in enumerate(lines, start=1):
-            if not entry or entry.startswith("#"):
+            if not entry:
                 continue
             key_id, sep, encoded = entry.partition(":")
             if not sep:

@@ -73,8 +73,9 @@ def state_text(state: TransferState) -> str:
             f" with `starter.py resolve {state.transfer_id} --note ...`"
         )
     for action in state.operator_actions:
+        by = f" by {action.operator}" if action.operator else ""
         note = f" ({action.note})" if action.note else ""
-        lines.append(f"  Operator {action.action}{note}: {action.outcome}")
+        lines.append(f"  Operator {action.action}{by}{note}: {action.outcome}")
     lines.append("  Steps:")
     lines.extend(step_line(s) for s in state.steps)
     return "\n".join(lines)

@@ -138,8 +138,7 @@ async def server_client(
     host, _, port_text = str(config["target_host"]).rpartition(":")
     converter = data_converter(settings, create_key=dev)
     if not dev or await port_answers(host or "localhost", int(port_text or 7233)):
-        extra = {"runtime": runtime} if runtime else {}
-        yield await connect(settings, **extra)
+        yield await (connect(settings, runtime=runtime) if runtime else connect(settings))
         return
     if config["target_host"] != DEFAULT_ADDRESS:
         raise ServerUnavailable(

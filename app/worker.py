@@ -37,6 +37,7 @@ def ledger_activities(store: LedgerStore) -> dict[str, Callable[..., Any]]:
         "reverse_debit": activities.reverse_debit,
         "reverse_credit": activities.reverse_credit,
         "settle_manually": activities.settle_manually,
+        "record_operator_action": activities.record_operator_action,
     }
 
 

@@ -33,6 +33,10 @@ class InvalidMemo(LedgerError, ValueError):
     """An operator's note is empty, too long, or has control characters."""
 
 
+class InvalidOperator(LedgerError, ValueError):
+    """An operator's name is empty, too long, or has control characters."""
+
+
 class SameAccount(LedgerError, ValueError):
     """A transfer names the same account on both sides."""
 
@@ -122,10 +126,11 @@ class StepVoided(LedgerError):
 
 
 class IdempotencyConflict(LedgerError):
-    """A key was reused for a different posting.
+    """A key was reused for a different posting (or operator record).
 
-    Re-applying a key must describe the same movement; anything else is a bug
-    in the caller and must not be answered with the first receipt.
+    Re-applying a key must describe the same movement (or the same action);
+    anything else is a bug in the caller and must not be answered with the
+    first receipt.
     """
 
     def __init__(self, key: str, detail: str) -> None:

@@ -1,4 +1,4 @@
-"""The ledger's records: accounts and posting receipts, plain and immutable."""
+"""The ledger's records: accounts, posting receipts and operator records, plain and immutable."""
 
 import re
 from dataclasses import dataclass
@@ -6,13 +6,14 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from ledger.errors import InvalidAccountId, InvalidMemo, InvalidOwner
+from ledger.errors import InvalidAccountId, InvalidMemo, InvalidOperator, InvalidOwner
 
 #: Account numbers: a letter or digit, then letters, digits, '-', '_' or '.'.
 #: Strict on purpose: an account number ends up in keys, logs and the Web UI.
 ACCOUNT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 MAX_OWNER_LENGTH = 200
 MAX_MEMO_LENGTH = 1000
+MAX_OPERATOR_LENGTH = 200
 
 
 class AccountKind(StrEnum):
@@ -40,6 +41,13 @@ class PostingKind(StrEnum):
     REVERSAL = "reversal"  # the opposite movement of an earlier posting
     VOID = "void"  # a reversal of a key that never applied: no money moves
     MANUAL = "manual"  # clearing -> anywhere, by an operator settling a stuck transfer
+
+
+class OperatorActionKind(StrEnum):
+    """What an operator did to a transfer parked in needs_attention."""
+
+    RETRY = "retry"  # ran the pending compensations again
+    RESOLVE = "resolve"  # settled the transfer by hand
 
 
 #: The accounts every ledger has from the start.
@@ -77,6 +85,23 @@ class Receipt:
     replayed: bool = False
 
 
+@dataclass(frozen=True)
+class OperatorRecord:
+    """One entry of the operator log: who acted on which transfer, how and why.
+
+    The log is append-only. Recording its key again returns the same record
+    (marked `replayed`).
+    """
+
+    key: str
+    transfer_id: str
+    action: OperatorActionKind
+    operator: str
+    note: str | None
+    recorded_at: datetime
+    replayed: bool = False
+
+
 def validate_account_id(account_id: object) -> str:
     """Return the account number if it is well formed, else raise InvalidAccountId."""
     if not isinstance(account_id, str) or not ACCOUNT_ID_PATTERN.fullmatch(account_id):
@@ -109,3 +134,15 @@ def validate_memo(memo: object) -> str:
     if any(not ch.isprintable() for ch in text):
         raise InvalidMemo("Note must not contain control characters")
     return text
+
+
+def validate_operator(operator: object) -> str:
+    """Return who acted (a login, an e-mail address), trimmed, if printable and not too long."""
+    if not isinstance(operator, str) or not operator.strip():
+        raise InvalidOperator("The operator must be named")
+    name = operator.strip()
+    if len(name) > MAX_OPERATOR_LENGTH:
+        raise InvalidOperator(f"Operator name is longer than {MAX_OPERATOR_LENGTH} characters")
+    if any(not ch.isprintable() for ch in name):
+        raise InvalidOperator("Operator name must not contain control characters")
+    return name

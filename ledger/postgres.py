@@ -19,7 +19,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ledger.errors import LedgerSchemaMismatch, LedgerUnavailable
 from ledger.sql import Connection, SqlLedgerStore
 
-SCHEMA_VERSION = 1
+#: Bumped whenever the schema changes; stored in the ledger_schema table.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_schema (version INTEGER NOT NULL);
@@ -51,6 +52,35 @@ CREATE TABLE IF NOT EXISTS voids (
     posted_at     TIMESTAMPTZ NOT NULL
 );
 """
+
+#: Version 2: the operator log, append-only (the trigger refuses any change).
+OPERATOR_LOG = """
+CREATE TABLE IF NOT EXISTS operator_log (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key          TEXT NOT NULL UNIQUE,
+    transfer_id  TEXT NOT NULL,
+    action       TEXT NOT NULL CHECK (action IN ('retry', 'resolve')),
+    operator     TEXT NOT NULL,
+    note         TEXT,
+    recorded_at  TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS operator_log_by_transfer ON operator_log (transfer_id, id);
+CREATE OR REPLACE FUNCTION operator_log_append_only() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'operator_log is append-only';
+END
+$$;
+DROP TRIGGER IF EXISTS operator_log_append_only ON operator_log;
+CREATE TRIGGER operator_log_append_only BEFORE UPDATE OR DELETE ON operator_log
+    FOR EACH ROW EXECUTE FUNCTION operator_log_append_only();
+DROP TRIGGER IF EXISTS operator_log_no_truncate ON operator_log;
+CREATE TRIGGER operator_log_no_truncate BEFORE TRUNCATE ON operator_log
+    FOR EACH STATEMENT EXECUTE FUNCTION operator_log_append_only();
+"""
+
+#: What takes a ledger from the version before each key to that version.
+MIGRATIONS = {2: OPERATOR_LOG}
 
 #: Errors after which the same call may well succeed: a lost connection, a
 #: deadlock or serialization failure, or two attempts of one key racing (the
@@ -118,10 +148,16 @@ class PostgresLedgerStore(SqlLedgerStore):
             conn.execute(SCHEMA)
             row = conn.execute("SELECT version FROM ledger_schema").fetchone()
             if row is None:
+                conn.execute(OPERATOR_LOG)
                 conn.execute("INSERT INTO ledger_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+            elif 1 <= row[0] < SCHEMA_VERSION:
+                # Upgrade in place, in this transaction: all of it or none.
+                for version in range(row[0] + 1, SCHEMA_VERSION + 1):
+                    conn.execute(MIGRATIONS[version])
+                conn.execute("UPDATE ledger_schema SET version = %s", (SCHEMA_VERSION,))
             elif row[0] != SCHEMA_VERSION:
                 raise LedgerSchemaMismatch(
-                    f"Ledger schema version {row[0]}, this build needs {SCHEMA_VERSION}"
+                    f"Ledger schema version {row[0]}, this build reads 1 to {SCHEMA_VERSION}"
                 )
             self._ensure_system_accounts(conn)
 

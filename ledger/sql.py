@@ -33,10 +33,13 @@ from ledger.models import (
     Account,
     AccountKind,
     AccountStatus,
+    OperatorActionKind,
+    OperatorRecord,
     PostingKind,
     Receipt,
     validate_account_id,
     validate_memo,
+    validate_operator,
     validate_owner,
 )
 from ledger.money import from_minor, parse_amount, to_minor
@@ -64,6 +67,7 @@ class Connection(Protocol):
 
 
 _POSTING_COLUMNS = "key, kind, amount, from_account, to_account, reverses, posted_at, memo"
+_OPERATOR_COLUMNS = "key, transfer_id, action, operator, note, recorded_at"
 
 
 class SqlLedgerStore(abc.ABC):
@@ -352,6 +356,80 @@ class SqlLedgerStore(abc.ABC):
         ]
         return sorted(found, key=lambda r: r.posted_at)  # stable: postings keep their id order
 
+    # -- operator log -----------------------------------------------------------
+
+    def record_operator_action(
+        self,
+        key: str,
+        *,
+        transfer_id: str,
+        action: OperatorActionKind | str,
+        operator: str,
+        note: str | None,
+    ) -> OperatorRecord:
+        """Append who acted on a transfer, how and why to the operator log.
+
+        Idempotent by `key`: the same entry again returns the first record
+        (marked `replayed`); anything else under that key is an
+        `IdempotencyConflict`. A retry's note is optional, a resolution's is
+        required. Entries are never changed or removed (the table refuses it).
+        """
+        kind = OperatorActionKind(action)
+        operator = validate_operator(operator)
+        if note is not None or kind is OperatorActionKind.RESOLVE:
+            note = validate_memo(note)
+        if not key or not transfer_id:
+            raise ValueError("An operator record needs a key and a transfer id")
+        with self._transaction() as conn:
+            existing = self._operator_record_by_key(conn, key)
+            if existing is not None:
+                wanted = (transfer_id, kind, operator, note)
+                found = (existing.transfer_id, existing.action, existing.operator, existing.note)
+                if wanted != found:
+                    raise IdempotencyConflict(
+                        key,
+                        f"first a {existing.action} of {existing.transfer_id}"
+                        f" by {existing.operator}",
+                    )
+                return replace(existing, replayed=True)
+            recorded_at = self._now()
+            self._exec(
+                conn,
+                f"INSERT INTO operator_log ({_OPERATOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                key,
+                transfer_id,
+                kind.value,
+                operator,
+                note,
+                recorded_at,
+            )
+        return OperatorRecord(
+            key=key,
+            transfer_id=transfer_id,
+            action=kind,
+            operator=operator,
+            note=note,
+            recorded_at=datetime.fromisoformat(recorded_at),
+        )
+
+    def operator_actions(self, transfer_id: str | None = None) -> list[OperatorRecord]:
+        """The operator log, oldest first: every entry, or one transfer's."""
+        select = f"SELECT {_OPERATOR_COLUMNS} FROM operator_log"
+        with self._transaction() as conn:
+            if transfer_id is None:
+                rows = self._exec(conn, f"{select} ORDER BY id").fetchall()
+            else:
+                rows = self._exec(
+                    conn, f"{select} WHERE transfer_id = ? ORDER BY id", transfer_id
+                ).fetchall()
+        return [_operator_record(row) for row in rows]
+
+    def _operator_record_by_key(self, conn: Connection, key: str) -> OperatorRecord | None:
+        row = self._exec(
+            conn, f"SELECT {_OPERATOR_COLUMNS} FROM operator_log WHERE key = ?", key
+        ).fetchone()
+        return None if row is None else _operator_record(row)
+
     # -- internals --------------------------------------------------------------
 
     def _customer(self, conn: Connection, account_id: str, *, lock: bool = False) -> Account:
@@ -502,6 +580,17 @@ def _require_open(account_id: str, status: AccountStatus) -> None:
 
 def _parse_time(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _operator_record(row: Any) -> OperatorRecord:
+    return OperatorRecord(
+        key=row[0],
+        transfer_id=row[1],
+        action=OperatorActionKind(row[2]),
+        operator=row[3],
+        note=row[4],
+        recorded_at=_parse_time(row[5]),
+    )
 
 
 def _replayed(receipt: Receipt) -> Receipt:

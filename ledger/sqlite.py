@@ -42,8 +42,34 @@ CREATE TABLE IF NOT EXISTS voids (
 );
 """
 
-#: Bumped whenever SCHEMA changes; stored in SQLite's user_version.
-SCHEMA_VERSION = 1
+#: Version 2: the operator log, append-only (the triggers refuse any change).
+OPERATOR_LOG = """
+CREATE TABLE IF NOT EXISTS operator_log (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    key          TEXT NOT NULL UNIQUE,
+    transfer_id  TEXT NOT NULL,
+    action       TEXT NOT NULL CHECK (action IN ('retry', 'resolve')),
+    operator     TEXT NOT NULL,
+    note         TEXT,
+    recorded_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS operator_log_by_transfer ON operator_log (transfer_id, id);
+CREATE TRIGGER IF NOT EXISTS operator_log_no_update BEFORE UPDATE ON operator_log
+BEGIN
+    SELECT RAISE(ABORT, 'operator_log is append-only');
+END;
+CREATE TRIGGER IF NOT EXISTS operator_log_no_delete BEFORE DELETE ON operator_log
+BEGIN
+    SELECT RAISE(ABORT, 'operator_log is append-only');
+END;
+"""
+
+#: Bumped whenever the schema changes; stored in SQLite's user_version.
+SCHEMA_VERSION = 2
+
+#: What takes a ledger from the version before each key to that version.
+#: Idempotent, so two processes upgrading one file at once do no harm.
+MIGRATIONS = {2: OPERATOR_LOG}
 
 #: How long a writer waits for another writer's lock before giving up (ms).
 BUSY_TIMEOUT_MS = 10_000
@@ -72,13 +98,19 @@ class SqliteLedgerStore(SqlLedgerStore):
             has_tables = conn.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'accounts'"
             ).fetchone()[0]
-            if has_tables and version != SCHEMA_VERSION:
+            if not has_tables:
+                script = SCHEMA + OPERATOR_LOG
+            elif 1 <= version <= SCHEMA_VERSION:
+                script = "".join(MIGRATIONS[v] for v in range(version + 1, SCHEMA_VERSION + 1))
+            else:
                 raise LedgerSchemaMismatch(
-                    f"Ledger {path} has schema version {version}, this build needs "
-                    f"{SCHEMA_VERSION}: move the file aside (it predates a released format)"
+                    f"Ledger {path} has schema version {version}, this build reads 1 to "
+                    f"{SCHEMA_VERSION}: move the file aside, or run a newer build"
                 )
-            conn.executescript(SCHEMA)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # One transaction: the tables and the version that names them, or neither.
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {script} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
         with self._transaction() as tx:
             self._ensure_system_accounts(tx)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
-from ledger.models import Account, Receipt
+from ledger.models import Account, OperatorActionKind, OperatorRecord, Receipt
 
 
 class LedgerStore(Protocol):
@@ -66,6 +66,22 @@ class LedgerStore(Protocol):
 
     def receipts(self) -> list[Receipt]:
         """Every posting and void, oldest first."""
+        ...
+
+    def record_operator_action(
+        self,
+        key: str,
+        *,
+        transfer_id: str,
+        action: OperatorActionKind | str,
+        operator: str,
+        note: str | None,
+    ) -> OperatorRecord:
+        """Append who acted on a transfer, how and why to the operator log, idempotent by key."""
+        ...
+
+    def operator_actions(self, transfer_id: str | None = None) -> list[OperatorRecord]:
+        """The operator log, oldest first: every entry, or one transfer's."""
         ...
 
     def close(self) -> None:

@@ -43,7 +43,13 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities import LedgerActivities, SettleInput, SettleResult, StepInput, StepResult
-    from activities.ledger_activities import AccountId, Amount, Note
+    from activities.ledger_activities import (
+        AccountId,
+        Amount,
+        Note,
+        Operator,
+        OperatorActionInput,
+    )
     from ledger import EXTERNAL_ACCOUNT, PostingKind, Receipt, SameAccount
     from workflows import banks, visibility
     from workflows.saga import CompensationError, Saga
@@ -100,6 +106,22 @@ SETTLEMENT = StepOptions(
     schedule_to_close=timedelta(minutes=1),
     retry=RetryPolicy(maximum_attempts=5),
 )
+
+#: Recording an operator's action in the ledger: the operator waits on it,
+#: and the action is carried out only once it is recorded.
+OPERATOR_RECORD = StepOptions(
+    start_to_close=timedelta(seconds=10),
+    schedule_to_close=timedelta(minutes=1),
+    retry=RetryPolicy(maximum_attempts=5),
+)
+
+#: Who the operator log names when a request did not say (one sent before
+#: requests carried the operator, say).
+UNKNOWN_OPERATOR = "unknown (not given)"
+
+#: The `workflow.patched` id of recording operator actions in the ledger:
+#: transfers parked before it existed replay without that activity.
+OPERATOR_LOG_PATCH = "operator-log"
 
 #: The steps whose postings a manual settlement looks at.
 _LEDGER_STEPS = ["debit", "credit", "reverse_debit", "reverse_credit"]
@@ -209,6 +231,9 @@ class RetryRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     note: Note | None = None
+    #: Who acts; recorded in each bank's operator log (optional only so that
+    #: updates sent before it existed still validate).
+    operator: Operator | None = None
 
 
 class ResolveRequest(BaseModel):
@@ -223,6 +248,9 @@ class ResolveRequest(BaseModel):
 
     note: Note
     settle_to: AccountId = EXTERNAL_ACCOUNT
+    #: Who acts; recorded in each bank's operator log (optional only so that
+    #: updates sent before it existed still validate).
+    operator: Operator | None = None
 
 
 class OperatorAction(BaseModel):
@@ -231,6 +259,8 @@ class OperatorAction(BaseModel):
     action: Literal["retry", "resolve"]
     note: str | None
     outcome: str
+    #: Who acted, as the ledger's operator log names them.
+    operator: str | None = None
 
 
 class TransferState(BaseModel):
@@ -323,7 +353,14 @@ class _PendingAction:
 
     action: Literal["retry", "resolve"]
     request: RetryRequest | ResolveRequest
+    #: The update's id: with the workflow id, the key of its operator log entry.
+    update_id: str
     done: bool = False
+
+    @property
+    def operator(self) -> str:
+        """Who acts, or `UNKNOWN_OPERATOR` if the request did not say."""
+        return self.request.operator or UNKNOWN_OPERATOR
 
 
 @workflow.defn(name=WORKFLOW_NAME, failure_exception_types=[ValidationError])
@@ -386,7 +423,7 @@ class TransferWorkflow:
     @workflow.update(name="retry")
     async def retry(self, request: RetryRequest) -> TransferState:
         """Run the pending compensations again (after an account was unfrozen, say)."""
-        return await self._operator(_PendingAction("retry", request))
+        return await self._operator(_PendingAction("retry", request, _update_id()))
 
     @retry.validator
     def _validate_retry(self, request: RetryRequest) -> None:
@@ -395,7 +432,7 @@ class TransferWorkflow:
     @workflow.update(name="resolve")
     async def resolve(self, request: ResolveRequest) -> TransferState:
         """Settle a parked transfer by hand: move its clearing money and record why."""
-        return await self._operator(_PendingAction("resolve", request))
+        return await self._operator(_PendingAction("resolve", request, _update_id()))
 
     @resolve.validator
     def _validate_resolve(self, request: ResolveRequest) -> None:
@@ -611,7 +648,7 @@ class TransferWorkflow:
         failure = await self._try_compensate()
         while failure is not None:
             self._park(failure)
-            action = await self._next_action()
+            action = await self._next_recorded_action()
             if action.action == "retry":
                 self._set_status(TransferStatus.COMPENSATING)
                 failure = await self._try_compensate()
@@ -671,6 +708,55 @@ class TransferWorkflow:
                 state.error = StepError(type="NothingToSettle", message="Clearing held nothing")
         return True
 
+    async def _next_recorded_action(self) -> _PendingAction:
+        """The next operator action, once the ledger has recorded who acts and why.
+
+        An action the ledger could not record is not carried out: it is
+        logged as such and the transfer stays parked for the next one.
+        """
+        while True:
+            action = await self._next_action()
+            failure = await self._record(action)
+            if failure is None:
+                return action
+            self._log_action(action, f"not carried out: {failure}")
+            action.done = True
+
+    async def _record(self, action: _PendingAction) -> str | None:
+        """Record the action in the operator log of each bank it touches; why not, if not.
+
+        The source bank's ledger, and the destination's too if the transfer
+        crosses banks; each bank's entry has the same key,
+        ``<transfer id>/operator/<update id>``, so a retried attempt writes
+        nothing twice.
+        """
+        if not workflow.patched(OPERATOR_LOG_PATCH):
+            return None  # a transfer that acted before the operator log existed
+        transfer = self._state.request
+        at = [transfer.source_bank]
+        if transfer.cross_bank:
+            at.append(transfer.destination_bank)
+        entry = OperatorActionInput(
+            update_id=action.update_id,
+            action=action.action,
+            operator=action.operator,
+            note=action.request.note,
+        )
+        for bank in at:
+            try:
+                await self._execute(
+                    "record_operator_action",
+                    LedgerActivities.record_operator_action,
+                    entry,
+                    OPERATOR_RECORD,
+                    f"record {action.action}",
+                    bank,
+                )
+            except ActivityError as err:
+                where = f" at {bank}" if transfer.cross_bank else ""
+                return f"recording it in the ledger{where} failed: {_describe(err).message}"
+        return None
+
     async def _next_action(self) -> _PendingAction:
         await workflow.wait_condition(lambda: self._action is not None)
         action, self._action = self._action, None
@@ -701,9 +787,14 @@ class TransferWorkflow:
 
     def _log_action(self, action: _PendingAction, outcome: str) -> None:
         self._state.operator_actions.append(
-            OperatorAction(action=action.action, note=action.request.note, outcome=outcome)
+            OperatorAction(
+                action=action.action,
+                note=action.request.note,
+                outcome=outcome,
+                operator=action.operator,
+            )
         )
-        workflow.logger.info("Operator %s: %s", action.action, outcome)
+        workflow.logger.info("Operator %s by %s: %s", action.action, action.operator, outcome)
 
     def _final_failure(self, reason: StepError) -> ApplicationError:
         """The workflow's failure: the business reason, with the final status as detail."""
@@ -773,6 +864,13 @@ def _describe(err: ActivityError) -> StepError:
             message=f"Step timed out ({cause.type.name if cause.type else 'unknown'})",
         )
     return _plain(cause or err)
+
+
+def _update_id() -> str:
+    """The id of the update whose handler is running."""
+    info = workflow.current_update_info()
+    assert info is not None, "only called from an update handler"
+    return info.id
 
 
 def _plain(err: BaseException) -> StepError:

@@ -229,7 +229,7 @@ async def test_low_latency_mode_refuses_routing_before_any_posting(
 async def test_a_parked_cross_bank_transfer_is_settled_at_each_of_its_banks(
     client: Client, banks: dict[str, LedgerStore]
 ) -> None:
-    """North's refund is refused (Alice frozen): resolve moves north's clearing to EXTERNAL."""
+    """North's refund is refused (Alice frozen): resolve, logged at both banks, settles north."""
     real = LedgerActivities(banks["south"])
 
     @activity.defn(name="credit")
@@ -258,10 +258,17 @@ async def test_a_parked_cross_bank_transfer_is_settled_at_each_of_its_banks(
             )
         assert "InvalidSettlement" == refused.value.cause.type  # type: ignore[attr-defined]
         state = await handle.execute_update(
-            TransferWorkflow.resolve, ResolveRequest(note="Paid by cheque 77")
+            TransferWorkflow.resolve,
+            ResolveRequest(note="Paid by cheque 77", operator="dana@ops"),
+            id="resolve-1",
         )
         outcome = await wait_outcome(handle)
     assert ("resolved", TransferStatus.RESOLVED) == (outcome.status, state.status)
+    # Logged at both banks under one key; the refused update reached neither log.
+    for store in banks.values():
+        assert [
+            (f"{handle.id}/operator/resolve-1", "resolve", "dana@ops", "Paid by cheque 77")
+        ] == [(r.key, r.action, r.operator, r.note) for r in store.operator_actions(handle.id)]
     assert ["settle_manually at north", "settle_manually at south"] == [
         s.name for s in state.steps if s.kind == "operator"
     ]

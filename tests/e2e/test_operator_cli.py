@@ -1,14 +1,18 @@
 """Operator commands as processes: status, retry, resolve, cancel, freeze and unfreeze."""
 
 import asyncio
+import getpass
 import json
 import os
+import socket
 import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from ledger import open_store
@@ -44,11 +48,25 @@ async def wait_parked(env: dict[str, str], transfer_id: str) -> dict[str, object
     raise AssertionError(f"{transfer_id} never parked")
 
 
+async def update_identities(client: Client, transfer_id: str) -> list[str]:
+    """The client identity on each update the transfer's history accepted, in order."""
+    history = await client.get_workflow_handle(transfer_id).fetch_history()
+    return [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.identity
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
+
+
 async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    """Two parked transfers: one retried after `accounts unfreeze`, one resolved with a note."""
-    env = os.environ | {
+    """Two parked transfers: one retried after `accounts unfreeze`, one resolved with a note.
+
+    Each action names its operator (`--operator`, else $TRANSFER_OPERATOR, else
+    login@host) in the ledger's operator log and in Temporal's history.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "TRANSFER_OPERATOR"} | {
         "LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
         "TRANSFER_DATA_DIR": str(tmp_path),
         "TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4()}",
@@ -76,6 +94,11 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
         code, out, _ = await cli(env, "retry", "park-1", "--note", "too early")
         assert 1 == code
         assert "Account is frozen: ACC-001" in out
+        login = f"{getpass.getuser()}@{socket.gethostname()}"
+        assert f"Operator retry by {login} (too early): " in out
+
+        code, _, err = await cli(env, "retry", "park-1", "--operator", " ")
+        assert (2, "error: operator: The operator must be named\n") == (code, err)
 
         code, _, err = await cli(env, "cancel", "park-1")
         assert 2 == code
@@ -83,9 +106,12 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
 
         code, out, _ = await cli(env, "accounts", "unfreeze", "ACC-001")
         assert (0, "Unfroze ACC-001") == (code, out.strip())
-        code, out, _ = await cli(env, "retry", "park-1", "--note", "unfrozen by fraud team")
+        code, out, _ = await cli(
+            env, "retry", "park-1", "--note", "unfrozen by fraud team", "--operator", "Dana Ops"
+        )
         assert 0 == code, out
         assert "retry: compensations completed" in out
+        assert "Operator retry by Dana Ops (unfrozen by fraud team): compensations completed" in out
         assert "Saga status: compensated" in out
         assert Decimal("1000.00") == store.get_account("ACC-001").balance
 
@@ -94,8 +120,13 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
             "--id", "park-2", "--no-wait",
         )  # fmt: skip
         await wait_parked(env, "park-2")
-        code, out, _ = await cli(env, "resolve", "park-2", "--note", "Paid by cheque 42")
+        code, out, _ = await cli(
+            env | {"TRANSFER_OPERATOR": "erin@bank"}, "resolve", "park-2", "--note",
+            "Paid by cheque 42",
+        )  # fmt: skip
         assert 0 == code, out
+        code, out, _ = await cli(env, "status", "park-2")
+        assert "Operator resolve by erin@bank (Paid by cheque 42): settled by hand" in out
         assert "Saga status: resolved" in out
         settlement = store.find_receipt("park-2/settle_manually")
         assert settlement is not None
@@ -112,6 +143,18 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
         code, _, err = await cli(env, "cancel", "park-1")
         assert 1 == code
         assert "has already ended" in err
+
+        # Refused updates (bad operator, a transfer no longer parked) reached neither log.
+        assert [login, "Dana Ops"] == await update_identities(dev_env.client, "park-1")
+        assert ["erin@bank"] == await update_identities(dev_env.client, "park-2")
+    assert [
+        ("retry", login, "too early"),
+        ("retry", "Dana Ops", "unfrozen by fraud team"),
+    ] == [(r.action, r.operator, r.note) for r in store.operator_actions("park-1")]
+    assert [("resolve", "erin@bank", "Paid by cheque 42")] == [
+        (r.action, r.operator, r.note) for r in store.operator_actions("park-2")
+    ]
+    assert {"park-1", "park-2"} == {r.key.split("/operator/")[0] for r in store.operator_actions()}
 
     balances = {a.id: a.balance for a in store.list_accounts()}
     assert Decimal("0.00") == balances["CLEARING"]

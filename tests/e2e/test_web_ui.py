@@ -1,12 +1,21 @@
-"""The Web UI in a real browser: a transfer is findable by status and readable without payloads.
+"""The Web UI in a real browser, with encrypted payloads and the codec server.
+
+A transfer is findable by status; a browser signed in to the codec server
+(through its /login form, then the UI's Codec Server setting "Include
+cross-origin credentials") reads its input and summaries; a browser that
+never signed in sees only ciphertext; a wrong token gets nothing.
 
 Runs Debian's Chromium through Playwright (`executable_path`, no browser
 download). In CI (`CI=true`) a missing browser fails the test; elsewhere it
 skips with the reason.
 """
 
+import base64
 import contextlib
+import dataclasses
+import json
 import os
+import re
 import shutil
 import socket
 from collections.abc import AsyncIterator
@@ -16,14 +25,18 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from google.protobuf.json_format import MessageToDict, ParseDict
+from temporalio.api.common.v1 import Payloads
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from app.codec_server import SESSION_COOKIE, serving_codec
+from app.config import Settings
 from app.temporal import temporal_cli
 from app.transfers import start_transfer
 from ledger import open_store
 from tests.conftest import OPENING
-from tests.keys import TEST_CONVERTER
+from tests.keys import TEST_CONVERTER, TEST_RING
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import request
 from workflows import visibility
@@ -39,6 +52,10 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+CODEC_TOKEN = "web-ui-test-codec-token"
+#: The UI's "Readable" input of the compensated transfer, and its summary.
+INPUT_TEXT = '"source_account": "ACC-003"'
+SUMMARY = "Transfer 20.00 ACC-003 -> ACC-404"
 
 
 def chromium_path() -> str:
@@ -56,89 +73,252 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def read_frames(page: Any) -> str:
+    """The text of the page and all its frames, now."""
+    parts = []
+    for frame in page.frames:
+        with contextlib.suppress(Exception):  # a frame can detach while we read it
+            parts.append(await frame.locator("body").inner_text(timeout=1000))
+    return "\n".join(parts)
+
+
 async def frames_text(page: Any, expected: str, *, seconds: float = 30) -> str:
     """The text of the page and all its frames, once `expected` shows up in it."""
     text = ""
     for _ in range(int(seconds * 5)):
-        parts = []
-        for frame in page.frames:
-            with contextlib.suppress(Exception):  # a frame can detach while we read it
-                parts.append(await frame.locator("body").inner_text(timeout=1000))
-        text = "\n".join(parts)
+        text = await read_frames(page)
         if expected in text:
             return text
         await page.wait_for_timeout(200)
     raise AssertionError(f"{expected!r} never appeared; the page said: {text[:2000]}")
 
 
-@pytest.fixture
-async def ui_env() -> AsyncIterator[tuple[WorkflowEnvironment, int]]:
-    """A dev server with its Web UI on a free port."""
+@dataclasses.dataclass(frozen=True)
+class WebUI:
+    #: Where the browser opens the UI; also the origin the codec server allows.
+    origin: str
+    #: The codec server, as the dev server's --ui-codec-endpoint.
+    codec_url: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.origin}/namespaces/default"
+
+
+@pytest.fixture(scope="module")
+async def web_ui(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WebUI]:
+    """A dev server whose Web UI decodes through a codec server; two transfers ran, a worker up.
+
+    Everything is on 127.0.0.1: the session cookie belongs to the host the
+    browser signed in at, and goes with the UI's requests only when UI and
+    codec server are the same site (the same host, whatever the ports).
+    """
+    chromium_path()  # skip before starting anything
     port = free_port()
-    env = await WorkflowEnvironment.start_local(
-        data_converter=TEST_CONVERTER,
-        dev_server_existing_path=temporal_cli(),
-        search_attributes=visibility.SEARCH_ATTRIBUTES,
-        ui=True,
-        ui_port=port,
-    )
-    yield env, port
-    await env.shutdown()
+    origin = f"http://127.0.0.1:{port}"
+    settings = Settings(ledger_url="", task_queue="", ui_url=origin)
+    async with serving_codec(settings, TEST_RING, CODEC_TOKEN, port=0) as codec_url:
+        env = await WorkflowEnvironment.start_local(
+            data_converter=TEST_CONVERTER,
+            dev_server_existing_path=temporal_cli(),
+            search_attributes=visibility.SEARCH_ATTRIBUTES,
+            ui=True,
+            ui_port=port,
+            dev_server_extra_args=["--ui-codec-endpoint", codec_url],
+        )
+        try:
+            store = open_store(str(tmp_path_factory.mktemp("web-ui") / "ledger.db"))
+            for account_id, (owner, balance) in OPENING.items():
+                store.open_account(account_id, owner, Decimal(balance))
+            async with transfer_worker(env.client, store) as tq:
+                ok, _ = await start_transfer(
+                    env.client,
+                    request("ACC-001", "ACC-002", "150"),
+                    transfer_id="ui-ok",
+                    task_queue=tq,
+                )
+                await ok.result()
+                undone, _ = await start_transfer(
+                    env.client,
+                    request("ACC-003", "ACC-404", "20"),
+                    transfer_id="ui-undone",
+                    task_queue=tq,
+                )
+                with pytest.raises(WorkflowFailureError):
+                    await undone.result()
+                # A worker stays up: the UI asks it for the current details (a query).
+                ARTIFACTS.mkdir(exist_ok=True)
+                yield WebUI(origin=origin, codec_url=codec_url)
+            store.close()
+        finally:
+            await env.shutdown()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Debian Chromium."""
+    executable = chromium_path()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def sign_in(page: Any, ui: WebUI, token: str) -> Any:
+    """Fill in and submit the codec server's /login form; the response to the POST."""
+    await page.goto(f"{ui.codec_url}/login")
+    await page.get_by_label("Codec token").fill(token)
+    async with page.expect_response(f"{ui.codec_url}/login") as posted:
+        await page.get_by_role("button", name="Sign in").click()
+    return await posted.value
+
+
+async def include_credentials(page: Any, ui: WebUI) -> dict[str, str]:
+    """Do what a person does in the UI's Codec Server dialog; the localStorage it leaves.
+
+    The dev server's Web UI sends no cookie to the codec server by default
+    (its cluster setting IncludeCredentials is false and the CLI has no flag
+    for it); only the browser-level setting, with its own endpoint, turns on
+    ``credentials: "include"``.
+    """
+    from playwright.async_api import expect
+
+    await page.goto(f"{ui.base}/workflows")
+    await page.locator('[data-testid^="data-encoder-status"]:visible').first.click()
+    await page.get_by_text("Use my browser setting").click()
+    await page.get_by_test_id("data-encoder-endpoint-input").fill(ui.codec_url)
+    await page.get_by_test_id("data-encoder-include-credentials").click()
+    await page.get_by_role("button", name="Apply").click()
+    await expect(page.get_by_test_id("data-encoder-title")).to_be_hidden()
+    stored: dict[str, str] = await page.evaluate("() => Object.assign({}, window.localStorage)")
+    return stored
+
+
+async def input_panel(page: Any, expected: str) -> str:
+    """The text of the workflow page's Input and Result panel once `expected` is in it."""
+    from playwright.async_api import expect
+
+    panel = page.get_by_test_id("input-and-result")
+    await expect(panel).to_contain_text(expected, timeout=30_000)
+    text: str = await panel.inner_text()
+    return text
 
 
 async def test_web_ui_finds_a_transfer_by_status_and_shows_its_summary_and_steps(
-    ui_env: tuple[WorkflowEnvironment, int], tmp_path: Path
+    web_ui: WebUI, browser: Any
 ) -> None:
-    """Filter by TransferStatus, open the transfer: summary and step table are on the page."""
-    executable = chromium_path()
-    from playwright.async_api import async_playwright, expect
+    """Signed in to the codec: filter by TransferStatus, open it; input, summaries, steps show."""
+    from playwright.async_api import expect
 
-    env, port = ui_env
-    store = open_store(str(tmp_path / "ledger.db"))
-    for account_id, (owner, balance) in OPENING.items():
-        store.open_account(account_id, owner, Decimal(balance))
-    async with transfer_worker(env.client, store) as tq:
-        ok, _ = await start_transfer(
-            env.client, request("ACC-001", "ACC-002", "150"), transfer_id="ui-ok", task_queue=tq
-        )
-        await ok.result()
-        undone, _ = await start_transfer(
-            env.client, request("ACC-003", "ACC-404", "20"), transfer_id="ui-undone", task_queue=tq
-        )
-        with pytest.raises(WorkflowFailureError):
-            await undone.result()
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    signed_in = await sign_in(page, web_ui, CODEC_TOKEN)
+    assert 200 == signed_in.status
+    assert SESSION_COOKIE in {cookie["name"] for cookie in await context.cookies()}
+    stored = await include_credentials(page, web_ui)
+    # The UI keeps its Codec Server setting in localStorage, as JSON values.
+    assert "true" == stored["includeCredentials"]
+    assert "true" == stored["overrideRemoteCodecConfiguration"]
+    assert web_ui.codec_url == json.loads(stored["endpoint"])
 
-        # A worker stays up: the UI asks it for the current details (a query).
-        ARTIFACTS.mkdir(exist_ok=True)
-        base = f"http://127.0.0.1:{port}/namespaces/default"
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=executable, args=CHROMIUM_FLAGS
-            )
-            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-            try:
-                query = quote('TransferStatus="compensated"')
-                await page.goto(f"{base}/workflows?query={query}")
-                await expect(page.get_by_text("ui-undone").first).to_be_visible(timeout=30_000)
-                await expect(page.get_by_text("ui-ok")).to_have_count(0)
-                await page.screenshot(
-                    path=ARTIFACTS / "web-ui-list-compensated.png", full_page=True
-                )
+    query = quote('TransferStatus="compensated"')
+    await page.goto(f"{web_ui.base}/workflows?query={query}")
+    await expect(page.get_by_text("ui-undone").first).to_be_visible(timeout=30_000)
+    await expect(page.get_by_text("ui-ok")).to_have_count(0)
+    await page.screenshot(path=ARTIFACTS / "web-ui-list-compensated.png", full_page=True)
 
-                await page.goto(f"{base}/workflows/ui-undone")
-                body = page.locator("body")
-                # The timeline labels each activity with its summary.
-                await expect(body).to_contain_text("debit ACC-003 20.00", timeout=30_000)
-                await expect(body).to_contain_text("reverse_debit ACC-003 20.00")
-                await page.screenshot(path=ARTIFACTS / "web-ui-transfer.png", full_page=True)
-                # The static summary and the current details live under User Metadata.
-                await page.get_by_role("tab", name="User Metadata").click()
-                # The UI renders summaries and details (markdown) in sandboxed iframes.
-                text = await frames_text(page, "Status: compensated")
-                (ARTIFACTS / "web-ui-user-metadata.txt").write_text(text)
-                assert "Transfer 20.00 ACC-003 -> ACC-404" in text
-                assert "Status: compensated" in text
-                assert "reverse_credit" in text
-                await page.screenshot(path=ARTIFACTS / "web-ui-user-metadata.png", full_page=True)
-            finally:
-                await browser.close()
+    await page.goto(f"{web_ui.base}/workflows/ui-undone")
+    body = page.locator("body")
+    # The timeline labels each activity with its summary (decrypted by the codec server).
+    await expect(body).to_contain_text("debit ACC-003 20.00", timeout=30_000)
+    await expect(body).to_contain_text("reverse_debit ACC-003 20.00")
+    panel = await input_panel(page, INPUT_TEXT)
+    assert '"amount": "20.00"' in panel
+    assert '"destination_account": "ACC-404"' in panel
+    assert "Account not found: ACC-404" in panel  # the failure, decrypted too
+    await expect(page.get_by_test_id("data-encoder-status-success").first).to_be_attached()
+    await page.screenshot(path=ARTIFACTS / "web-ui-transfer.png", full_page=True)
+    # The static summary and the current details live under User Metadata.
+    await page.get_by_role("tab", name="User Metadata").click()
+    # The UI renders summaries and details (markdown) in sandboxed iframes.
+    text = await frames_text(page, "Status: compensated")
+    (ARTIFACTS / "web-ui-user-metadata.txt").write_text(text)
+    assert SUMMARY in text
+    assert "Status: compensated" in text
+    assert "reverse_credit" in text
+    await page.screenshot(path=ARTIFACTS / "web-ui-user-metadata.png", full_page=True)
+    await context.close()
+
+
+async def test_web_ui_without_a_codec_sign_in_shows_only_ciphertext(
+    web_ui: WebUI, browser: Any
+) -> None:
+    """A browser that never signed in (credentials on): the codec says 401, the UI shows base64."""
+    from playwright.async_api import expect
+
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    await include_credentials(page, web_ui)
+    async with page.expect_response(re.compile(r"/decode")) as decoded:
+        await page.goto(f"{web_ui.base}/workflows/ui-undone")
+    assert 401 == (await decoded.value).status
+
+    # The input is shown as it is stored: the encrypted payload's base64 data.
+    panel = page.get_by_test_id("input-and-result")
+    await expect(panel).to_contain_text(re.compile(r'"[A-Za-z0-9+/]{40,}={0,2}"'), timeout=30_000)
+    text = await panel.inner_text()
+    assert "ACC-003" not in text
+    # The failure is the encrypted one too: its metadata says binary/encrypted (in base64).
+    assert "Encoded failure" in text
+    assert base64.b64encode(b"binary/encrypted").decode() in text
+    banner = page.get_by_text("Codec Server could not connect").filter(visible=True)
+    await expect(banner.first).to_be_visible()
+    await expect(page.get_by_test_id("data-encoder-status-error").first).to_be_attached()
+    assert "debit ACC-003 20.00" not in await page.locator("body").inner_text()
+    await page.screenshot(path=ARTIFACTS / "web-ui-encrypted.png", full_page=True)
+    await page.get_by_role("tab", name="User Metadata").click()
+    await page.wait_for_timeout(2000)  # give the summary frames time to render, if any
+    metadata = await read_frames(page)
+    (ARTIFACTS / "web-ui-encrypted-user-metadata.txt").write_text(metadata)
+    assert SUMMARY not in metadata
+    assert "ACC-003" not in metadata
+    await page.screenshot(path=ARTIFACTS / "web-ui-encrypted-user-metadata.png", full_page=True)
+    await context.close()
+
+
+async def test_codec_server_refuses_a_wrong_token_from_the_browser(
+    web_ui: WebUI, browser: Any
+) -> None:
+    """The /login form with a wrong token: 401, no cookie; /decode with a wrong bearer: 401."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    refused = await sign_in(page, web_ui, "not-the-codec-token")
+    assert 401 == refused.status
+    assert [] == await context.cookies()
+    await page.screenshot(path=ARTIFACTS / "web-ui-codec-login-refused.png", full_page=True)
+
+    sealed = await TEST_CONVERTER.encode(["ACC-003"])
+    payloads = MessageToDict(Payloads(payloads=sealed))
+    await page.goto(f"{web_ui.base}/workflows")
+    call = """async ([url, token, body]) => {
+        const response = await fetch(url, {
+            method: "POST",
+            headers: {"Content-Type": "application/json", "X-Namespace": "default",
+                      "Authorization": `Bearer ${token}`},
+            body: JSON.stringify(body),
+        });
+        return {status: response.status, body: await response.text()};
+    }"""
+    wrong = await page.evaluate(call, [f"{web_ui.codec_url}/decode", "wrong", payloads])
+    assert 401 == wrong["status"]
+    assert "ACC-003" not in wrong["body"]
+    # The same call with the token works from the UI's origin (CORS lets the page read it).
+    right = await page.evaluate(call, [f"{web_ui.codec_url}/decode", CODEC_TOKEN, payloads])
+    assert 200 == right["status"]
+    decoded = ParseDict(json.loads(right["body"]), Payloads()).payloads
+    assert ["ACC-003"] == TEST_CONVERTER.payload_converter.from_payloads(list(decoded), [str])
+    await context.close()

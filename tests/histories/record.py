@@ -16,14 +16,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from app.encryption import EncryptionCodec
 from app.temporal import temporal_cli
 from app.transfers import start_transfer
 from app.worker import running_bank_workers
 from ledger import LedgerStore, open_store
-from tests.keys import TEST_CONVERTER
+from tests.keys import TEST_CONVERTER, TEST_RING
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import freezing_credit, hanging_credit, park
 from workflows.transfer import (
@@ -118,13 +121,33 @@ async def needs_attention_resolved(client: Client, store: LedgerStore) -> Workfl
         return await _finish(handle)
 
 
+def _without_stack_trace(encoded: dict[str, Any]) -> dict[str, Any]:
+    codec = EncryptionCodec(TEST_RING)
+    inner = codec.decrypt(json_format.ParseDict(encoded, Payload()))
+    attributes = json.loads(inner.data)
+    attributes["stack_trace"] = ""
+    inner.data = json.dumps(attributes, separators=(",", ":")).encode()
+    return json_format.MessageToDict(codec.encrypt(inner))
+
+
 def _scrubbed(node: Any) -> Any:
     """The history without stack traces.
 
     They name files on the recording machine, and replay never reads them.
+    Failures carry theirs inside the encrypted `encodedAttributes` payload:
+    those are opened with the test key, emptied and sealed again.
     """
     if isinstance(node, dict):
-        return {k: ("" if k == "stackTrace" else _scrubbed(v)) for k, v in node.items()}
+        return {
+            k: (
+                ""
+                if k == "stackTrace"
+                else _without_stack_trace(v)
+                if k == "encodedAttributes"
+                else _scrubbed(v)
+            )
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_scrubbed(v) for v in node]
     return node

@@ -1,10 +1,13 @@
 """The ledger contract: every store must pass these (SQLite today; PostgreSQL next)."""
 
+import contextlib
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from ledger import (
@@ -20,13 +23,20 @@ from ledger import (
     InvalidAccountId,
     InvalidAmount,
     InvalidMemo,
+    InvalidOperator,
     InvalidOwner,
+    LedgerSchemaMismatch,
     LedgerStore,
+    OperatorActionKind,
     PostingKind,
     StepVoided,
     open_store,
 )
-from ledger.postgres import PostgresLedgerStore
+from ledger import postgres as postgres_store
+from ledger import sqlite as sqlite_store
+from ledger.postgres import PostgresLedgerStore, split_schema
+from ledger.sql import SqlLedgerStore
+from ledger.sqlite import SqliteLedgerStore
 from tests.conftest import OPENING, balances, opening_balances, postgres_schema_url
 
 StoreFactory = Callable[[], LedgerStore]
@@ -341,3 +351,213 @@ def test_manual_settlement_of_nothing_moves_nothing(ledger: LedgerStore) -> None
         is None
     )
     assert Decimal("0.00") == balances(ledger)["CLEARING"]
+
+
+# -- the operator log ---------------------------------------------------------------
+
+
+def test_operator_actions_are_logged_oldest_first_and_by_transfer(ledger: LedgerStore) -> None:
+    """Each entry names the transfer, the action, who acted and why; a retry's note is optional."""
+    ledger.record_operator_action(
+        "t1/operator/u1", transfer_id="t1", action="retry", operator="alice@ops", note=None
+    )
+    ledger.record_operator_action(
+        "t2/operator/u2", transfer_id="t2", action="retry", operator="bob", note="Unfrozen"
+    )
+    ledger.record_operator_action(
+        "t1/operator/u3",
+        transfer_id="t1",
+        action=OperatorActionKind.RESOLVE,
+        operator="  alice@ops ",
+        note=" Paid by cheque 1234 ",
+    )
+    assert [
+        ("t1/operator/u1", "t1", "retry", "alice@ops", None),
+        ("t2/operator/u2", "t2", "retry", "bob", "Unfrozen"),
+        ("t1/operator/u3", "t1", "resolve", "alice@ops", "Paid by cheque 1234"),
+    ] == [(r.key, r.transfer_id, r.action, r.operator, r.note) for r in ledger.operator_actions()]
+    assert ["t1/operator/u1", "t1/operator/u3"] == [r.key for r in ledger.operator_actions("t1")]
+    assert [] == ledger.operator_actions("t9")
+    assert opening_balances() == balances(ledger)
+
+
+def test_recording_an_operator_key_again_returns_the_first_record(ledger: LedgerStore) -> None:
+    """Idempotency: a retried attempt finds the first entry and appends nothing."""
+    first = ledger.record_operator_action(
+        "t1/operator/u1", transfer_id="t1", action="resolve", operator="alice", note="By hand"
+    )
+    again = ledger.record_operator_action(
+        "t1/operator/u1", transfer_id="t1", action="resolve", operator="alice", note="By hand"
+    )
+    assert (False, True) == (first.replayed, again.replayed)
+    assert (first.key, first.recorded_at, first.note) == (again.key, again.recorded_at, again.note)
+    assert 1 == len(ledger.operator_actions("t1"))
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"transfer_id": "t2"},
+        {"action": "retry"},
+        {"operator": "mallory"},
+        {"note": "Another reason"},
+    ],
+)
+def test_another_operator_record_under_a_used_key_is_refused(
+    ledger: LedgerStore, changed: dict[str, str]
+) -> None:
+    """A key names one entry: another transfer, action, operator or note under it is a conflict."""
+    entry = {"transfer_id": "t1", "action": "resolve", "operator": "alice", "note": "By hand"}
+    ledger.record_operator_action("t1/operator/u1", **entry)
+    with pytest.raises(IdempotencyConflict, match="first a resolve of t1 by alice"):
+        ledger.record_operator_action("t1/operator/u1", **(entry | changed))
+    assert 1 == len(ledger.operator_actions())
+
+
+@pytest.mark.parametrize(
+    ("action", "operator", "note", "error"),
+    [
+        ("retry", "", None, InvalidOperator),
+        ("retry", "   ", None, InvalidOperator),
+        ("retry", "alice\x00", None, InvalidOperator),
+        ("retry", "alice\nbob", None, InvalidOperator),
+        ("retry", "a" * 201, None, InvalidOperator),
+        ("retry", "alice", " ", InvalidMemo),
+        ("retry", "alice", "bad\x1bnote", InvalidMemo),
+        ("resolve", "alice", None, InvalidMemo),
+        ("resolve", "alice", "n" * 1001, InvalidMemo),
+        ("cancel", "alice", None, ValueError),
+    ],
+)
+def test_bad_operator_records_are_rejected(
+    ledger: LedgerStore, action: str, operator: str, note: str | None, error: type[Exception]
+) -> None:
+    """Who acted must be named in printable text; a resolution needs its note; nothing is logged."""
+    with pytest.raises(error):
+        ledger.record_operator_action(
+            "t1/operator/u1", transfer_id="t1", action=action, operator=operator, note=note
+        )
+    assert [] == ledger.operator_actions()
+
+
+def test_operator_names_and_notes_are_stored_verbatim(ledger: LedgerStore) -> None:
+    """Quotes and Unicode in who acted and why are data, not SQL."""
+    name = 'O\'Brien "ops" 李; DROP TABLE operator_log; --'
+    ledger.record_operator_action(
+        "t1/operator/u1", transfer_id="t1", action="retry", operator=name, note="Ünïcødé ✓"
+    )
+    [record] = ledger.operator_actions("t1")
+    assert (name, "Ünïcødé ✓") == (record.operator, record.note)
+
+
+def test_the_operator_log_is_append_only(ledger: LedgerStore) -> None:
+    """The database itself refuses to change or delete an entry."""
+    ledger.record_operator_action(
+        "t1/operator/u1", transfer_id="t1", action="retry", operator="alice", note=None
+    )
+    assert isinstance(ledger, SqlLedgerStore)
+    for statement in (
+        "UPDATE operator_log SET operator = 'mallory'",
+        "DELETE FROM operator_log",
+    ):
+        with pytest.raises(Exception, match="append-only"), ledger._transaction() as conn:
+            conn.execute(ledger._sql(statement), ())
+    assert ["alice"] == [r.operator for r in ledger.operator_actions()]
+
+
+def test_two_stores_on_one_database_share_the_operator_log(make_store: StoreFactory) -> None:
+    """A second store (the CLI, another worker) reads what the first one logged."""
+    first, second = make_store(), make_store()
+    first.record_operator_action(
+        "t1/operator/u1", transfer_id="t1", action="retry", operator="alice", note=None
+    )
+    again = second.record_operator_action(
+        "t1/operator/u1", transfer_id="t1", action="retry", operator="alice", note=None
+    )
+    assert again.replayed
+    assert ["alice"] == [r.operator for r in second.operator_actions("t1")]
+
+
+# -- upgrading a ledger written by an earlier build -----------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def v1_ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A ledger as schema version 1 left it: no operator log, Alice's account and a debit."""
+    account = "INSERT INTO accounts (id, owner, kind, balance, status, created_at) VALUES "
+    rows = [
+        f"{account}('CLEARING', 'Transfers in flight', 'clearing', 2500, 'open', '{_V1_TIME}')",
+        f"{account}('EXTERNAL', 'Outside world', 'external', -10000, 'open', '{_V1_TIME}')",
+        f"{account}('ACC-001', 'Alice', 'customer', 7500, 'open', '{_V1_TIME}')",
+        "INSERT INTO postings (key, kind, amount, from_account, to_account, posted_at) VALUES "
+        f"('open/ACC-001', 'opening', 10000, 'EXTERNAL', 'ACC-001', '{_V1_TIME}'), "
+        f"('t0/debit', 'debit', 2500, 'ACC-001', 'CLEARING', '{_V1_TIME}')",
+    ]
+    if request.param == "sqlite":
+        path = tmp_path / "v1.db"
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.executescript(sqlite_store.SCHEMA + ";".join(rows) + "; PRAGMA user_version = 1;")
+        yield f"sqlite:///{path}"
+        return
+    url = postgres_schema_url(request.getfixturevalue("postgres_url"))
+    conninfo, schema = split_schema(url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'SET search_path = "{schema}"')
+        conn.execute(postgres_store.SCHEMA)
+        conn.execute("INSERT INTO ledger_schema (version) VALUES (1)")
+        for row in rows:
+            conn.execute(row)
+    yield url
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+_V1_TIME = "2025-01-02T03:04:05.000000+00:00"
+
+
+def _schema_version(store: LedgerStore) -> int:
+    assert isinstance(store, SqlLedgerStore)
+    statement = (
+        "PRAGMA user_version" if isinstance(store, SqliteLedgerStore) else
+        "SELECT version FROM ledger_schema"
+    )  # fmt: skip
+    with store._transaction() as conn:
+        return int(conn.execute(statement, ()).fetchone()[0])
+
+
+def test_a_version_1_ledger_is_upgraded_in_place_and_keeps_its_postings(
+    v1_ledger_url: str,
+) -> None:
+    """Opening a v1 ledger adds the operator log; balances and postings are as they were."""
+    store = open_store(v1_ledger_url)
+    try:
+        assert 2 == _schema_version(store)
+        assert [] == store.operator_actions()
+        assert {"ACC-001": Decimal("75.00"), "CLEARING": Decimal("25.00")}.items() <= balances(
+            store
+        ).items()
+        assert ["open/ACC-001", "t0/debit"] == [r.key for r in store.receipts()]
+        store.reverse("t0/reverse_debit", original_key="t0/debit")
+        store.record_operator_action(
+            "t0/operator/u1", transfer_id="t0", action="retry", operator="alice", note=None
+        )
+    finally:
+        store.close()
+    reopened = open_store(v1_ledger_url)  # already at version 2: opens as it is
+    try:
+        assert 2 == _schema_version(reopened)
+        assert ["t0/operator/u1"] == [r.key for r in reopened.operator_actions()]
+        assert Decimal("100.00") == reopened.get_account("ACC-001").balance
+    finally:
+        reopened.close()
+
+
+def test_a_ledger_from_a_newer_build_is_refused(tmp_path: Path) -> None:
+    """A schema version this build does not know is not guessed at."""
+    path = tmp_path / "v9.db"
+    open_store(f"sqlite:///{path}").close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA user_version = 9")
+    with pytest.raises(LedgerSchemaMismatch, match="version 9"):
+        open_store(f"sqlite:///{path}")

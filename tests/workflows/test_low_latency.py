@@ -16,9 +16,10 @@ from app.transfers import TransferOutcome, start_transfer, wait_outcome
 from ledger import LedgerStore
 from tests.conftest import balances, opening_balances
 from tests.workflows.conftest import transfer_worker
-from tests.workflows.helpers import new_id, postings_of, request
+from tests.workflows.helpers import freezing_credit, new_id, postings_of, request, wait_for_status
 from workflows.transfer import (
     LowLatencyTransferWorkflow,
+    RetryRequest,
     StepStatus,
     TransferRequest,
     TransferState,
@@ -81,6 +82,33 @@ async def test_a_refused_credit_is_compensated_in_low_latency_mode(
         ("reverse_credit", "void"),
         ("reverse_debit", "reversal"),
     ] == postings_of(store, transfer_id)
+    assert opening_balances() == balances(store)
+
+
+async def test_a_parked_low_latency_transfer_logs_the_operator_action_locally(
+    client: Client, store: LedgerStore
+) -> None:
+    """The operator log entry is a local activity too, written before the retried refund."""
+    transfer_id = new_id()
+    async with transfer_worker(client, store, credit=freezing_credit(store)) as tq:
+        handle, _ = await start_transfer(
+            client,
+            request("ACC-001", "ACC-404", "80"),
+            transfer_id=transfer_id,
+            task_queue=tq,
+            low_latency=True,
+        )
+        await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
+        store.unfreeze_account("ACC-001")
+        state = await handle.execute_update(
+            LowLatencyTransferWorkflow.retry,
+            RetryRequest(note="Unfrozen", operator="alice"),
+            id="retry-1",
+        )
+    assert TransferStatus.COMPENSATED == state.status
+    assert [(f"{transfer_id}/operator/retry-1", "alice", "Unfrozen")] == [
+        (r.key, r.operator, r.note) for r in store.operator_actions(transfer_id)
+    ]
     assert opening_balances() == balances(store)
 
 

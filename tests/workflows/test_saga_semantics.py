@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities import LedgerActivities, StepInput, StepResult
+from activities.ledger_activities import OperatorActionInput, OperatorActionResult
 from ledger import LedgerStore, PostingKind, StepVoided
 from tests.conftest import balances, opening_balances
 from tests.workflows.conftest import transfer_worker
@@ -29,6 +30,7 @@ from tests.workflows.helpers import (
     run,
 )
 from workflows.transfer import (
+    UNKNOWN_OPERATOR,
     ResolveRequest,
     RetryRequest,
     StepStatus,
@@ -263,6 +265,131 @@ async def test_operator_actions_are_refused_unless_the_transfer_needs_attention(
             assert "NotNeedsAttention" == cause.type
             assert "is running" in cause.message
         await handle.terminate("test over")
+
+
+# -- the operator log ------------------------------------------------------------------
+
+
+async def test_retry_and_resolve_are_logged_in_the_ledger_before_they_act(
+    client: Client, store: LedgerStore
+) -> None:
+    """Each action is logged under `<id>/operator/<update id>`, who and why, before it runs."""
+    real = LedgerActivities(store)
+    seen: list[list[tuple[str, str]]] = []  # the transfer's postings as each entry was written
+
+    @activity.defn(name="record_operator_action")
+    def record(entry: OperatorActionInput) -> OperatorActionResult:
+        seen.append(postings_of(store, activity.info().workflow_id or ""))
+        return real.record_operator_action(entry)
+
+    retried, resolved = new_id(), new_id()
+    worker = transfer_worker(
+        client, store, credit=freezing_credit(store, "ACC-001"), record_operator_action=record
+    )
+    async with worker as tq:
+        handle = await park(client, store, tq, retried)
+        store.unfreeze_account("ACC-001")
+        after_retry = await handle.execute_update(
+            TransferWorkflow.retry,
+            RetryRequest(note="Unfrozen by the fraud team", operator="alice@ops"),
+            id="retry-1",
+        )
+        handle = await park(client, store, tq, resolved)
+        after_resolve = await handle.execute_update(
+            TransferWorkflow.resolve,
+            ResolveRequest(note="Paid by cheque 1234", operator="bob@ops"),
+            id="resolve-1",
+        )
+
+    parked = [("debit", "debit"), ("reverse_credit", "void")]
+    assert [parked, parked] == seen
+    assert [
+        (f"{retried}/operator/retry-1", retried, "retry", "alice@ops", "Unfrozen by the fraud team")
+    ] == [
+        (r.key, r.transfer_id, r.action, r.operator, r.note)
+        for r in store.operator_actions(retried)
+    ]
+    assert [
+        (f"{resolved}/operator/resolve-1", resolved, "resolve", "bob@ops", "Paid by cheque 1234")
+    ] == [
+        (r.key, r.transfer_id, r.action, r.operator, r.note)
+        for r in store.operator_actions(resolved)
+    ]
+    assert (TransferStatus.COMPENSATED, TransferStatus.RESOLVED) == (
+        after_retry.status,
+        after_resolve.status,
+    )
+    assert [("alice@ops", "compensations completed")] == [
+        (a.operator, a.outcome) for a in after_retry.operator_actions
+    ]
+    assert [("bob@ops", "settled by hand")] == [
+        (a.operator, a.outcome) for a in after_resolve.operator_actions
+    ]
+    assert REFUND_ALL == postings_of(store, retried)
+    assert [*parked, ("settle_manually", "manual")] == postings_of(store, resolved)
+
+
+async def test_a_retried_attempt_to_log_an_action_writes_one_entry(
+    client: Client, store: LedgerStore
+) -> None:
+    """The first attempt commits but its reply is lost; the second finds the entry: one row."""
+    real = LedgerActivities(store)
+    results: list[OperatorActionResult] = []
+
+    @activity.defn(name="record_operator_action")
+    def reply_lost(entry: OperatorActionInput) -> OperatorActionResult:
+        result = real.record_operator_action(entry)
+        results.append(result)
+        if activity.info().attempt == 1:
+            raise ApplicationError("Connection lost after the commit", type="OperationalError")
+        return result
+
+    transfer_id = new_id()
+    worker = transfer_worker(
+        client, store, credit=freezing_credit(store, "ACC-001"), record_operator_action=reply_lost
+    )
+    async with worker as tq:
+        handle = await park(client, store, tq, transfer_id)
+        state = await handle.execute_update(TransferWorkflow.retry, RetryRequest())
+        await handle.terminate("test over")
+
+    assert [(1, False), (2, True)] == [(r.attempt, r.record.replayed) for r in results]
+    [entry] = store.operator_actions(transfer_id)
+    assert ("retry", UNKNOWN_OPERATOR, None) == (entry.action, entry.operator, entry.note)
+    assert [(UNKNOWN_OPERATOR, None)] == [(a.operator, a.note) for a in state.operator_actions]
+    assert 1 == len(store.operator_actions())
+
+
+async def test_an_action_the_ledger_cannot_log_is_not_carried_out(
+    client: Client, store: LedgerStore
+) -> None:
+    """No entry in the operator log, no action: the refund does not run and the transfer waits."""
+
+    @activity.defn(name="record_operator_action")
+    def refused(entry: OperatorActionInput) -> OperatorActionResult:
+        raise ApplicationError("Operator log refused", type="InvalidOperator", non_retryable=True)
+
+    transfer_id = new_id()
+    worker = transfer_worker(
+        client, store, credit=freezing_credit(store, "ACC-001"), record_operator_action=refused
+    )
+    async with worker as tq:
+        handle = await park(client, store, tq, transfer_id)
+        store.unfreeze_account("ACC-001")
+        state = await handle.execute_update(
+            TransferWorkflow.retry, RetryRequest(note="unfrozen", operator="alice")
+        )
+        await handle.terminate("test over")
+
+    assert TransferStatus.NEEDS_ATTENTION == state.status
+    assert [
+        (
+            "alice",
+            "not carried out: recording it in the ledger failed: Operator log refused",
+        )
+    ] == [(a.operator, a.outcome) for a in state.operator_actions]
+    assert [("debit", "debit"), ("reverse_credit", "void")] == postings_of(store, transfer_id)
+    assert Decimal("80.00") == balances(store)["CLEARING"]
 
 
 # -- deadlines and late arrivals ------------------------------------------------------

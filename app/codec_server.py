@@ -1,0 +1,445 @@
+"""The codec server: Temporal's remote codec HTTP API over our EncryptionCodec.
+
+The Web UI (and ``temporal ... --codec-endpoint``) POSTs the payloads it
+holds to ``<endpoint>/decode`` as the proto JSON of
+``temporal.api.common.v1.Payloads`` and shows what comes back; ``/encode``
+does the reverse. Only this process holds the keys, so the server, its
+database and the UI's backend never see plain payloads.
+
+Who may decode:
+
+- A client that sends ``Authorization: Bearer <token>`` with a configured
+  token (the CLI, scripts).
+- A browser signed in at ``/login`` with such a token: it gets an HttpOnly,
+  SameSite=Lax session cookie. The Web UI of a dev server has no login of
+  its own, so it cannot send a bearer token; it sends the cookie once its
+  Data Encoder setting "Include cross-origin credentials" is on
+  (``credentials: "include"`` on its fetch).
+
+Browsers may call the API from the configured origins only (CORS with the
+exact origin and credentials, never ``*``); a request whose ``Origin`` is
+neither one of them nor this server's own is refused with 403, so another
+page on the same machine cannot ride on the session cookie.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import html
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
+from temporalio.api.common.v1 import Payloads
+
+from app.config import CODEC_TOKEN_FILE_NAME, DEFAULT_CODEC_PORT, Settings
+from app.encryption import EncryptionCodec, EncryptionError, KeyRing
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_PAYLOADS = 1000
+DEFAULT_SESSION_TTL = timedelta(hours=8)
+SESSION_COOKIE = "codec_session"
+#: Sessions kept at most; the oldest go first (each needs a valid token to make).
+MAX_SESSIONS = 10_000
+ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
+CODEC_PATHS = frozenset({"/encode", "/decode"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def origin_of(url: str) -> str:
+    """The browser origin (``scheme://host[:port]``) of a URL, as an ``Origin`` header spells it."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if not scheme or not host:
+        raise ValueError(f"{url!r} is not an absolute http(s) URL")
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    if port is None or (scheme, port) in {("http", 80), ("https", 443)}:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Session:
+    token_name: str
+    expires: float  # time.monotonic()
+
+
+class _Sessions:
+    """Signed-in browsers, in memory: a restart signs everyone out.
+
+    Keyed by the SHA-256 of the cookie value, so the dict lookup's timing says
+    nothing about the session ids held.
+    """
+
+    def __init__(self, ttl: timedelta) -> None:
+        self.ttl = ttl
+        self._held: dict[bytes, _Session] = {}
+
+    def start(self, token_name: str) -> str:
+        now = time.monotonic()
+        self._held = {k: s for k, s in self._held.items() if s.expires > now}
+        while len(self._held) >= MAX_SESSIONS:
+            del self._held[next(iter(self._held))]
+        session_id = secrets.token_urlsafe(32)
+        self._held[_digest(session_id)] = _Session(token_name, now + self.ttl.total_seconds())
+        return session_id
+
+    def find(self, session_id: str | None) -> _Session | None:
+        if not session_id:
+            return None
+        key = _digest(session_id)
+        session = self._held.get(key)
+        if session is None:
+            return None
+        if session.expires <= time.monotonic():
+            del self._held[key]
+            return None
+        return session
+
+    def end(self, session_id: str | None) -> None:
+        if session_id:
+            self._held.pop(_digest(session_id), None)
+
+
+def _digest(session_id: str) -> bytes:
+    return hashlib.sha256(session_id.encode("utf-8", "replace")).digest()
+
+
+class _Auth:
+    """Constant-time checks of presented tokens against the configured ones."""
+
+    def __init__(self, tokens: Mapping[str, str]) -> None:
+        if not tokens:
+            raise ValueError("the codec server needs at least one token")
+        if any(not token.strip() for token in tokens.values()):
+            raise ValueError("a codec server token must not be empty")
+        self._tokens = [(name, token.encode()) for name, token in tokens.items()]
+
+    def token_name(self, presented: str) -> str | None:
+        """The name of the token `presented` equals, or None (compares against every token)."""
+        given = presented.encode("utf-8", "replace")
+        found = None
+        for name, token in self._tokens:
+            if hmac.compare_digest(given, token) and given:
+                found = name
+        return found
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+def codec_app(
+    codec: EncryptionCodec,
+    *,
+    tokens: Mapping[str, str],
+    allowed_origins: Sequence[str],
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_payloads: int = DEFAULT_MAX_PAYLOADS,
+    session_ttl: timedelta = DEFAULT_SESSION_TTL,
+) -> web.Application:
+    """The codec server as an aiohttp application.
+
+    Args:
+        codec: Encrypts and decrypts the payloads.
+        tokens: Bearer tokens accepted, by name (names are logged; tokens never).
+        allowed_origins: Browser origins (``scheme://host:port``) allowed to
+            call ``/encode`` and ``/decode``: the Web UI's.
+        max_body_bytes: Larger request bodies get 413.
+        max_payloads: Requests with more payloads get 413.
+        session_ttl: How long a browser sign-in lasts.
+    """
+    auth = _Auth(tokens)
+    sessions = _Sessions(session_ttl)
+    origins = frozenset(origin_of(origin) for origin in allowed_origins)
+
+    def own_origin(request: web.Request) -> str:
+        return f"{request.scheme}://{request.host}".lower()
+
+    @web.middleware
+    async def guard_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """CORS for the allowed origins; 403 for any other cross-origin caller."""
+        origin = request.headers.get("Origin")
+        allowed = origin is not None and origin in origins
+        if origin is not None and not allowed and origin != own_origin(request):
+            logger.warning("refused %s %s from origin %r", request.method, request.path, origin)
+            return _error(403, f"origin {origin} may not call this codec server", Vary="Origin")
+        cors = {"Vary": "Origin"}
+        if origin is not None and allowed and request.path in CODEC_PATHS:
+            cors |= {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Credentials": "true",
+            }
+        if request.method == "OPTIONS" and request.path in CODEC_PATHS:
+            return _preflight(request, cors, allowed=allowed)
+        try:
+            response = await handler(request)
+        except web.HTTPException as err:  # 404, 405: still answer the browser's CORS
+            err.headers.update(cors)
+            raise
+        response.headers.update(cors)
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    async def codec_call(request: web.Request) -> web.Response:
+        who = _authenticate(request, auth, sessions)
+        if who is None:
+            return _error(
+                401,
+                "not signed in: send `Authorization: Bearer <token>` with the codec token, "
+                "or sign this browser in at /login",
+                **{"WWW-Authenticate": 'Bearer realm="codec"'},
+            )
+        parsed = await _read_payloads(request, max_body_bytes, max_payloads)
+        if isinstance(parsed, web.Response):
+            return parsed
+        operation = request.path.removeprefix("/")
+        try:
+            if operation == "decode":
+                result = await codec.decode(parsed.payloads)
+            else:
+                result = await codec.encode(parsed.payloads)
+        except EncryptionError as err:
+            logger.warning("%s failed for %s: %s", operation, who, err)
+            return _error(422, str(err))
+        logger.info(
+            "%s %d payloads for %s (namespace %r)",
+            operation,
+            len(result),
+            who,
+            request.headers.get("X-Namespace", ""),
+        )
+        return web.json_response({"payloads": [MessageToDict(payload) for payload in result]})
+
+    async def login_form(request: web.Request) -> web.Response:
+        session = sessions.find(request.cookies.get(SESSION_COOKIE))
+        return _page(_signed_in_html(own_origin(request), origins) if session else _login_html(""))
+
+    async def login(request: web.Request) -> web.Response:
+        try:
+            form = await request.post()
+        except web.HTTPRequestEntityTooLarge:
+            return _page(_login_html("That request is too large."), status=413)
+        presented = form.get("token")
+        name = auth.token_name(presented.strip()) if isinstance(presented, str) else None
+        if name is None:
+            logger.warning("sign-in refused: wrong token (from %s)", request.remote)
+            return _page(_login_html("That token is not valid."), status=401)
+        response = _page(_signed_in_html(own_origin(request), origins))
+        response.set_cookie(
+            SESSION_COOKIE,
+            sessions.start(name),
+            max_age=int(session_ttl.total_seconds()),
+            path="/",
+            httponly=True,
+            samesite="Lax",
+            secure=request.secure,
+        )
+        logger.info("browser signed in with token %r (from %s)", name, request.remote)
+        return response
+
+    async def logout(request: web.Request) -> web.Response:
+        sessions.end(request.cookies.get(SESSION_COOKIE))
+        response = _page(_login_html("Signed out."))
+        response.del_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[guard_origin])
+    app.router.add_post("/encode", codec_call)
+    app.router.add_post("/decode", codec_call)
+    app.router.add_get("/login", login_form)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/health", health)
+    return app
+
+
+def _preflight(request: web.Request, cors: dict[str, str], *, allowed: bool) -> web.Response:
+    """Answer a CORS preflight (no credentials are sent with one, so none are checked)."""
+    if not allowed:
+        return _error(403, "preflight refused: no allowed Origin", Vary="Origin")
+    headers = cors | {
+        "Access-Control-Allow-Methods": "POST",
+        "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+        "Access-Control-Max-Age": "600",
+    }
+    # Chromium's Private Network Access asks before a page on a less private
+    # address calls one on a more private address (a LAN UI, a loopback codec).
+    if request.headers.get("Access-Control-Request-Private-Network") == "true":
+        headers["Access-Control-Allow-Private-Network"] = "true"
+    return web.Response(status=204, headers=headers)
+
+
+def _authenticate(request: web.Request, auth: _Auth, sessions: _Sessions) -> str | None:
+    """Who is calling (for the log), or None.
+
+    An Authorization header decides on its own, so a wrong token is refused
+    even from a signed-in browser.
+    """
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        name = auth.token_name(presented.strip())
+        return f"bearer token {name!r}" if name else None
+    session = sessions.find(request.cookies.get(SESSION_COOKIE))
+    return f"browser signed in with token {session.token_name!r}" if session else None
+
+
+async def _read_payloads(
+    request: web.Request, limit: int, max_payloads: int
+) -> Payloads | web.Response:
+    """The request's Payloads, or the 400/413 response that says what is wrong with it."""
+    too_large = f"request body over {limit} bytes: send fewer payloads per request"
+    if request.content_length is not None and request.content_length > limit:
+        return _error(413, too_large)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, too_large)
+    try:
+        body: Any = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        return _error(400, f"body is not JSON: {err}")
+    if not isinstance(body, dict) or not isinstance(body.get("payloads", []), list):
+        return _error(400, 'body must be {"payloads": [{"metadata": {...}, "data": "..."}]}')
+    count = len(body.get("payloads", []))
+    if count > max_payloads:
+        return _error(413, f"{count} payloads in one request; at most {max_payloads}")
+    try:
+        return ParseDict(body, Payloads(), ignore_unknown_fields=True)
+    except (ParseError, ValueError, TypeError, RecursionError) as err:
+        return _error(400, f"body is not temporal.api.common.v1.Payloads JSON: {err}")
+
+
+def _page(body: str, *, status: int = 200) -> web.Response:
+    return web.Response(
+        text=f"<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
+        f"<title>Codec server sign-in</title><style>{_STYLE}</style></head>"
+        f"<body><main>{body}</main></body></html>\n",
+        status=status,
+        content_type="text/html",
+        headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "Referrer-Policy": "same-origin",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+_STYLE = (
+    "body{font-family:sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}"
+    "input[type=password]{width:100%;padding:.4rem;margin:.5rem 0}"
+    "p.status{font-weight:bold}"
+)
+
+
+def _login_html(status: str) -> str:
+    shown = f"<p class=status role=status>{html.escape(status)}</p>" if status else ""
+    return (
+        "<h1>Sign in to the codec server</h1>"
+        f"{shown}"
+        "<p>Paste the codec token (<code>TRANSFER_CODEC_TOKEN</code>, or the file "
+        f"<code>.data/{CODEC_TOKEN_FILE_NAME}</code>) to let this browser decrypt payloads "
+        "in the Temporal Web UI.</p>"
+        '<form method=post action="/login">'
+        "<label for=token>Codec token</label>"
+        "<input id=token name=token type=password autocomplete=off required autofocus>"
+        "<button type=submit>Sign in</button></form>"
+    )
+
+
+def _signed_in_html(endpoint: str, origins: frozenset[str]) -> str:
+    ui = sorted(origins)
+    link = f' Open the <a href="{html.escape(ui[0])}">Web UI</a>.' if ui else ""
+    return (
+        "<h1>Signed in</h1>"
+        "<p class=status role=status>This browser is signed in to the codec server.</p>"
+        "<p>In the Web UI, open the <b>Codec Server</b> settings (the icon in the top bar), "
+        "choose <b>Use my browser setting</b>, enter the endpoint "
+        f"<code>{html.escape(endpoint)}</code>, turn on <b>Include cross-origin "
+        "credentials</b> and apply: the UI then sends this sign-in with its decode "
+        f"requests.{link}</p>"
+        '<form method=post action="/logout"><button type=submit>Sign out</button></form>'
+    )
+
+
+def token_source(settings: Settings) -> str:
+    """Where the codec token is configured, for messages (never the token itself)."""
+    if settings.codec_token:
+        return "TRANSFER_CODEC_TOKEN"
+    return str(settings.data_dir / CODEC_TOKEN_FILE_NAME)
+
+
+def codec_port(settings: Settings) -> int:
+    """The port of TRANSFER_CODEC_URL (the one the Web UI calls)."""
+    parts = urlsplit(settings.codec_url)
+    if parts.port is not None:
+        return parts.port
+    return {"http": 80, "https": 443}.get(parts.scheme, DEFAULT_CODEC_PORT)
+
+
+def sign_in_url(settings: Settings, base_url: str) -> str:
+    """Where a browser signs in: at TRANSFER_CODEC_URL's host when served on its port.
+
+    The cookie belongs to the host name the browser signed in at, and the
+    Web UI calls TRANSFER_CODEC_URL: both must name the same host.
+    """
+    if urlsplit(base_url).port == codec_port(settings):
+        return f"{settings.codec_url}/login"
+    return f"{base_url}/login"
+
+
+@asynccontextmanager
+async def serving_codec(
+    settings: Settings,
+    ring: KeyRing,
+    token: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+) -> AsyncIterator[str]:
+    """Serve the codec server on this event loop until the block exits; yield its base URL.
+
+    Browsers may call it from the Web UI's origin (TEMPORAL_UI_URL). `port`
+    defaults to TRANSFER_CODEC_URL's; 0 picks a free one.
+
+    Raises:
+        OSError: The port is taken.
+    """
+    app = codec_app(
+        EncryptionCodec(ring),
+        tokens={"codec-token": token},
+        allowed_origins=[origin_of(settings.ui_url)],
+    )
+    runner = web.AppRunner(app, shutdown_timeout=5)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, codec_port(settings) if port is None else port)
+        await site.start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
+        yield f"http://{shown}:{bound_port}"
+    finally:
+        await runner.cleanup()
