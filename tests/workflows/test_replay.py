@@ -5,11 +5,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
 from temporalio import workflow
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
@@ -17,8 +20,9 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from temporalio.workflow import NondeterminismError
 
 from activities import LedgerActivities, StepInput, StepResult
+from app.encryption import ENCODING, EncryptionCodec
 from ledger import LedgerStore
-from tests.keys import TEST_CONVERTER
+from tests.keys import TEST_CONVERTER, TEST_RING
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import freezing_credit, new_id, park
 from workflows.transfer import (
@@ -32,6 +36,10 @@ from workflows.transfer import (
 )
 
 HISTORIES = Path(__file__).parents[1] / "histories"
+#: The same scenarios recorded before payload encryption and the operator
+#: log: plain-text payloads and no `operator-log` patch marker. They stand
+#: for transfers still running when a deployment upgrades.
+PLAIN = HISTORIES / "plain"
 EXPECTED = {
     "completed",
     "insufficient_funds",
@@ -44,14 +52,62 @@ EXPECTED = {
 }
 
 
-def load(name: str) -> WorkflowHistory:
-    path = HISTORIES / f"{name}.json"
+def load(name: str, directory: Path = HISTORIES) -> WorkflowHistory:
+    path = directory / f"{name}.json"
     return WorkflowHistory.from_json(name, json.loads(path.read_text()))
 
 
 def test_every_recorded_scenario_is_checked_in() -> None:
-    """The eight scenarios the replay test stands on are all there."""
+    """The eight scenarios the replay test stands on are all there, in both generations."""
     assert EXPECTED == {p.stem for p in HISTORIES.glob("*.json")}
+    assert EXPECTED == {p.stem for p in PLAIN.glob("*.json")}
+
+
+def _payloads(node: object) -> Iterator[Payload]:
+    """Every payload of a history but those plain by design.
+
+    Those are the search attributes (the visibility store indexes them) and
+    the SDK's own marker bookkeeping: a patch marker's patch id, a local
+    activity marker's sequence number, type and times (its result is ours,
+    and encrypted).
+    """
+    if isinstance(node, dict):
+        if set(node) >= {"metadata", "data"}:
+            yield json_format.ParseDict(node, Payload())
+        for key, value in node.items():
+            if key == "searchAttributes":
+                continue
+            if key == "markerRecordedEventAttributes":
+                details = value.get("details", {})
+                value = {k: v for k, v in details.items() if k not in ("data", "patch-data")}
+            yield from _payloads(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _payloads(value)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_recorded_histories_are_encrypted_and_hold_no_stack_trace(name: str) -> None:
+    """Every payload is sealed with the test key, and none hides a recording machine's paths."""
+    payloads = list(_payloads(json.loads((HISTORIES / f"{name}.json").read_text())))
+    assert payloads
+    codec = EncryptionCodec(TEST_RING)
+    for payload in payloads:
+        assert ENCODING == payload.metadata["encoding"]
+        opened = codec.decrypt(payload)
+        assert b"Traceback" not in opened.data
+        assert b".py" not in opened.data
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+async def test_histories_recorded_before_encryption_still_replay(name: str) -> None:
+    """A transfer started in plain text, before the operator log, replays on today's code."""
+    replayer = Replayer(
+        workflows=[TransferWorkflow, LowLatencyTransferWorkflow],
+        data_converter=TEST_CONVERTER,
+    )
+    result = await replayer.replay_workflow(load(name, PLAIN))
+    assert result.replay_failure is None
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
