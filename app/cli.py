@@ -34,7 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from app import fleet, render
 from app.config import ConfigError, Settings
-from app.encryption import EncryptionError
+from app.encryption import EncryptionError, generate_ring, read_key_file, write_key_file
 from app.temporal import (
     ServerUnavailable,
     connect,
@@ -351,6 +351,19 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("demo", help="run the self-contained demo")
 
+    keys = commands.add_parser("keys", help="payload encryption keys (README, Security)")
+    keys_cmd = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    keys_cmd.add_parser("list", help="the key ids, newest (the one that encrypts) first")
+    new_key = keys_cmd.add_parser(
+        "new", help="generate a key and put it first in the key file: it encrypts from now on"
+    )
+    new_key.add_argument(
+        "--print",
+        dest="print_only",
+        action="store_true",
+        help="print the new `id:base64` entry instead (for keys kept in a secret store)",
+    )
+
     codec = commands.add_parser(
         "codec-server", help="decrypt payloads for the Web UI (Temporal's remote codec API)"
     )
@@ -399,6 +412,7 @@ def starter_main(argv: Sequence[str] | None = None) -> int:
             ),
         ),
         "demo": lambda: _demo(settings),
+        "keys": lambda: _keys(settings, args),
         "codec-server": lambda: _codec_server(settings, args),
     }
     return _guard(handlers[args.command])
@@ -793,6 +807,47 @@ async def _codec_server(settings: Settings, args: argparse.Namespace) -> int:
         )
         sig = await wait_for_stop_signal()
         print(f"Received {sig.name}; stopping the codec server", flush=True)
+    return EXIT_OK
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    """`keys list` and `keys new`: never prints key material unless asked to (--print)."""
+    if not settings.encryption:
+        raise _Fail("TRANSFER_ENCRYPTION=off: payloads are not encrypted", EXIT_USAGE)
+    source = (
+        "TRANSFER_ENCRYPTION_KEYS" if settings.encryption_keys else f"key file {settings.key_file}"
+    )
+    if args.keys_command == "list":
+        ring = settings.key_ring()
+        assert ring is not None
+        print(f"Keys from {source}, newest first:")
+        for key_id in ring.ids:
+            print(f"  {key_id}{'  (encrypts new payloads)' if key_id == ring.current else ''}")
+        return EXIT_OK
+    if args.print_only:
+        ring = generate_ring()
+        print(ring.env_value())
+        print(
+            f"Put it first in TRANSFER_ENCRYPTION_KEYS (keep the old keys after it), then "
+            f"restart every worker and client; new payloads use {ring.current}.",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    if settings.encryption_keys:
+        raise _Fail(
+            "The keys come from TRANSFER_ENCRYPTION_KEYS, not a file: use `keys new --print` "
+            "and put the entry first in that variable",
+            EXIT_USAGE,
+        )
+    old = read_key_file(settings.key_file) if settings.key_file.exists() else None
+    ring = old.with_new_key() if old else generate_ring()
+    write_key_file(settings.key_file, ring)
+    print(f"Key {ring.current} added to {settings.key_file}; it encrypts new payloads.")
+    if old:
+        print(
+            f"Older keys ({', '.join(old.ids)}) still decrypt what they encrypted. Restart every "
+            "worker, client and codec server to pick the new key up."
+        )
     return EXIT_OK
 
 

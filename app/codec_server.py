@@ -360,9 +360,9 @@ def _login_html(status: str) -> str:
     return (
         "<h1>Sign in to the codec server</h1>"
         f"{shown}"
-        "<p>Paste the codec token (<code>TRANSFER_CODEC_TOKEN</code>, or the file "
-        f"<code>.data/{CODEC_TOKEN_FILE_NAME}</code>) to let this browser decrypt payloads "
-        "in the Temporal Web UI.</p>"
+        "<p>Paste the codec token (<code>TRANSFER_CODEC_TOKEN</code>, else the file "
+        f"<code>{CODEC_TOKEN_FILE_NAME}</code> in the data directory, <code>.data/</code> by "
+        "default) to let this browser decrypt payloads in the Temporal Web UI.</p>"
         '<form method=post action="/login">'
         "<label for=token>Codec token</label>"
         "<input id=token name=token type=password autocomplete=off required autofocus>"

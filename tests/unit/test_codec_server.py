@@ -1,9 +1,16 @@
-"""The codec server: Temporal's remote codec API, its sign-in, CORS and limits."""
+"""The codec server: Temporal's remote codec API, its sign-in, CORS, limits and command."""
 
+import asyncio
 import base64
 import logging
+import os
+import re
+import signal
+import socket
+import sys
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -397,3 +404,82 @@ def test_payload_json_is_base64() -> None:
             }
         ]
     } == body(PLAIN)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def run_starter(*args: str, data_dir: Path, **env: str) -> asyncio.subprocess.Process:
+    environment = {k: v for k, v in os.environ.items() if k != "TRANSFER_CODEC_TOKEN"}
+    environment |= {"TRANSFER_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"} | env
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "starter.py",
+        *args,
+        cwd=ROOT,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_codec_server_command_serves_until_sigint(tmp_path: Path) -> None:
+    """`starter.py codec-server --new-token`: makes an owner-only token, serves, stops on SIGINT."""
+    process = await run_starter("codec-server", "--port", "0", "--new-token", data_dir=tmp_path)
+    assert process.stdout is not None
+    printed = ""
+    while "Ctrl-C to stop" not in printed:
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        assert line, f"codec-server exited early: {printed}"
+        printed += line.decode()
+    token_file = tmp_path / "codec-token"
+    token = token_file.read_text().strip()
+    assert 0o600 == token_file.stat().st_mode & 0o777
+    assert f"Created a new codec token in {token_file}" in printed
+    assert token not in printed
+    found = re.search(r"listening on (http://\S+)", printed)
+    assert found is not None
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{found[1]}/health") as response:
+            assert 200 == response.status
+        async with session.post(
+            f"{found[1]}/decode", json=body(PLAIN), headers=bearer(token)
+        ) as response:
+            assert 200 == response.status
+    process.send_signal(signal.SIGINT)
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert 0 == process.returncode
+    assert "Received SIGINT" in out.decode()
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"TRANSFER_ENCRYPTION": "off"}, "TRANSFER_ENCRYPTION=off"),
+        ({}, "--new-token"),  # no token configured, and not asked to make one
+    ],
+)
+async def test_codec_server_command_refuses_without_keys_or_token(
+    tmp_path: Path, env: dict[str, str], says: str
+) -> None:
+    """Encryption off, or no token: exit 2 with one line saying what to do."""
+    process = await run_starter("codec-server", "--port", "0", data_dir=tmp_path, **env)
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert 2 == process.returncode
+    assert says in err.decode()
+    assert "Traceback" not in err.decode()
+
+
+async def test_codec_server_command_says_when_its_port_is_taken(tmp_path: Path) -> None:
+    """Another process on the port: exit 3 naming the address, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await run_starter(
+            "codec-server", "--port", str(port), data_dir=tmp_path, TRANSFER_CODEC_TOKEN=TOKEN
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert 3 == process.returncode
+    assert f"Cannot listen on 127.0.0.1:{port}" in err.decode()
+    assert "Traceback" not in err.decode()

@@ -67,7 +67,7 @@ async def test_old_keys_still_decrypt_after_rotation_and_new_payloads_use_the_ne
     [new] = await rotated.encode([REQUEST])
     assert b"key-2" == new.metadata["encryption-key-id"]
     assert [REQUEST, REQUEST] == await rotated.decode([old, new], [TransferRequest] * 2)
-    with pytest.raises(UnknownKey, match="'key-2'.*holds test-key-1"):
+    with pytest.raises(UnknownKey, match=r"'key-2'.*holds test-key-1"):
         await TEST_CONVERTER.decode([new], [TransferRequest])
 
 
@@ -119,7 +119,8 @@ def test_any_payload_round_trips(data: bytes, metadata: dict[str, bytes]) -> Non
 def test_key_rings_parse_newest_first_and_refuse_malformed_keys() -> None:
     key = base64.b64encode(bytes(32)).decode()
     ring = KeyRing.parse(f"# comment\nnew:{key}\n\nold:{key}", source="test")
-    assert ["new", "old"] == ring.ids and "new" == ring.current
+    assert ["new", "old"] == ring.ids
+    assert "new" == ring.current
     assert ring == KeyRing.parse(f"new:{key},old:{key}", source="test")
     for text, message in [
         ("", "holds no key"),
@@ -150,7 +151,8 @@ def test_settings_generate_a_local_key_only_when_asked(
     with pytest.raises(ConfigError, match="TRANSFER_ENCRYPTION=off"):
         settings.key_ring()
     ring = settings.key_ring(create=True)
-    assert ring is not None and (tmp_path / "encryption-keys").exists()
+    assert ring is not None
+    assert (tmp_path / "encryption-keys").exists()
     assert ring.current in capsys.readouterr().out
     assert ring == settings.key_ring()  # read back, not regenerated
     assert ring == settings.key_ring(create=True)
