@@ -1,7 +1,9 @@
 """The command lines as a user runs them: worker and starter processes, a real dev server."""
 
+import base64
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -10,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -214,9 +217,15 @@ def test_worker_and_starter_in_two_processes(
 
 
 def temporal_execute(
-    env: dict[str, str], workflow_id: str, payload: dict[str, str]
+    env: dict[str, str], workflow_id: str, payload: dict[str, str], *codec: str
 ) -> subprocess.CompletedProcess[str]:
-    """`temporal workflow execute --type TransferWorkflow --input JSON`, as an operator types it."""
+    """`temporal workflow execute --type TransferWorkflow --input-file F`, as an operator runs it.
+
+    The JSON goes through a file: the large inputs tested here exceed what
+    one command-line argument may hold.
+    """
+    input_file = Path(env["TRANSFER_DATA_DIR"]) / f"{workflow_id}.json"
+    input_file.write_text(json.dumps(payload))
     return subprocess.run(
         [
             temporal_cli(),
@@ -230,8 +239,9 @@ def temporal_execute(
             "TransferWorkflow",
             "--workflow-id",
             workflow_id,
-            "--input",
-            json.dumps(payload),
+            "--input-file",
+            str(input_file),
+            *codec,
         ],
         capture_output=True,
         text=True,
@@ -240,20 +250,152 @@ def temporal_execute(
     )
 
 
+def temporal_show(env: dict[str, str], workflow_id: str, *codec: str) -> str:
+    """`temporal workflow show --output json`: the history, decoded if given the codec flags."""
+    result = subprocess.run(
+        [temporal_cli(), "workflow", "show", "--address", env["TEMPORAL_ADDRESS"]]
+        + ["--workflow-id", workflow_id, "--output", "json", *codec],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def failure_messages(history_json: str) -> list[str]:
+    """The messages of the failures in a history as `temporal workflow show` printed it.
+
+    With encoded failure attributes the message travels in a payload: plain
+    JSON once the codec server decoded it, else still sealed.
+    """
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            encoded = node.get("encodedAttributes")
+            if isinstance(encoded, dict):
+                encoding = base64.b64decode(encoded["metadata"]["encoding"])
+                if encoding == b"json/plain":
+                    found.append(json.loads(base64.b64decode(encoded["data"]))["message"])
+                else:
+                    found.append("(encrypted)")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(history_json))
+    return found
+
+
+@pytest.fixture
+def codec_server(server_env: dict[str, str]) -> Iterator[list[str]]:
+    """`starter.py codec-server` as its own process; yields the `temporal` CLI's codec flags."""
+    token = f"test-{uuid.uuid4().hex}"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "starter.py"), "codec-server", "--port", "0"],
+        cwd=server_env["TRANSFER_DATA_DIR"],
+        env=server_env | {"TRANSFER_CODEC_TOKEN": token, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = None
+    for line in process.stdout:
+        found = re.search(r"listening on (http://\S+)", line)
+        if found:
+            url = found[1]
+            break
+    assert url, f"codec-server exited early with {process.poll()}"
+    yield ["--codec-endpoint", url, "--codec-auth", f"Bearer {token}"]
+    process.send_signal(signal.SIGINT)
+    process.wait(30)
+
+
 def test_plain_temporal_cli_starts_a_transfer_with_json_input(
-    server_env: dict[str, str], worker: subprocess.Popen[str]
+    server_env: dict[str, str], worker: subprocess.Popen[str], codec_server: list[str]
 ) -> None:
-    """`temporal workflow execute` with hand-written JSON and a string amount moves the money."""
+    """`temporal workflow execute` with hand-written JSON moves money; the codec shows errors.
+
+    The CLI sends its input in plain text (the worker accepts plain payloads);
+    what comes back is encrypted, so the CLI shows it only through the codec
+    server.
+    """
     open_seed_accounts(server_env)
     request = {"source_account": "ACC-003", "destination_account": "ACC-001", "amount": "50.25"}
-    result = temporal_execute(server_env, "cli-1", request)
+    result = temporal_execute(server_env, "cli-1", request, *codec_server)
     assert 0 == result.returncode, result.stdout + result.stderr
+    assert "50.25" in result.stdout  # the result, decrypted by the codec server
     assert {"ACC-003": "699.75", "ACC-001": "1050.25"}.items() <= balances(server_env).items()
 
     bad = temporal_execute(server_env, "cli-2", request | {"amount": "12.345"})
     assert 0 != bad.returncode
-    assert "more than two decimal places" in bad.stdout + bad.stderr
+    assert "Encoded failure" in bad.stdout  # without the codec: nothing readable
+    assert "12.345" not in bad.stdout
+
+    bad = temporal_execute(server_env, "cli-3", request | {"amount": "12.345"}, *codec_server)
+    assert 0 != bad.returncode
+    # `execute` prints the failure's plain message ("Encoded failure"); the
+    # history, shown through the codec, has the real one.
+    [message] = failure_messages(temporal_show(server_env, "cli-3", *codec_server))
+    assert "Amount has more than two decimal places: 12.345" in message
+    assert ["(encrypted)"] == failure_messages(temporal_show(server_env, "cli-3"))
     assert {"ACC-003": "699.75", "ACC-001": "1050.25"}.items() <= balances(server_env).items()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "complaint"),
+    [
+        ("source_account", "A" * 100_000, "Invalid account number"),
+        ("destination_account", "ACC-\u0000\u202e\ud7ff" * 50, "Invalid account number"),
+        ("amount", "9" * 50_000, "Amount is not a number"),
+        ("amount", ["150.00"], "amount"),
+        ("deadline_seconds", "10" * 1000, "deadline_seconds"),
+    ],
+)
+def test_oversized_or_malformed_cli_input_fails_the_workflow_before_any_posting(
+    server_env: dict[str, str],
+    worker: subprocess.Popen[str],
+    codec_server: list[str],
+    field: str,
+    value: object,
+    complaint: str,
+) -> None:
+    """Hand-written JSON that is huge or the wrong shape: a clear validation error, no posting."""
+    open_seed_accounts(server_env)
+    before = balances(server_env)
+    request: dict[str, Any] = {
+        "source_account": "ACC-003",
+        "destination_account": "ACC-001",
+        "amount": "5.00",
+    }
+    workflow_id = f"cli-bad-{uuid.uuid4().hex[:8]}"
+    result = temporal_execute(server_env, workflow_id, request | {field: value}, *codec_server)
+    assert 0 != result.returncode
+    shown = temporal_show(server_env, workflow_id, *codec_server)
+    assert '"type": "ValidationError"' in shown
+    [message] = failure_messages(shown)
+    assert complaint in message
+    assert len(message) < 2_000  # the error quotes a bounded prefix, never the whole input
+    assert before == balances(server_env)
+    receipts = open_store(server_env["LEDGER_URL"]).receipts()
+    assert not [r for r in receipts if r.key.startswith(workflow_id)]
+
+
+def test_an_input_beyond_the_server_blob_limit_never_starts(
+    server_env: dict[str, str], worker: subprocess.Popen[str]
+) -> None:
+    """Above Temporal's payload size limit the server refuses the start itself: nothing runs."""
+    open_seed_accounts(server_env)
+    before = balances(server_env)
+    request = {"source_account": "ACC-003", "destination_account": "ACC-001", "amount": "5.00"}
+    result = temporal_execute(server_env, "cli-huge", request | {"memo": "x" * 3_000_000})
+    assert 0 != result.returncode
+    assert "size" in (result.stdout + result.stderr).lower()
+    assert before == balances(server_env)
 
 
 def test_demo_runs_the_three_scenarios(server_env: dict[str, str]) -> None:

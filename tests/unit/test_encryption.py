@@ -172,3 +172,32 @@ def test_settings_prefer_keys_from_the_environment_and_can_turn_encryption_off(
         Settings.from_env(broken).key_ring()
     assert "TRANSFER_ENCRYPTION_KEYS" not in repr(Settings.from_env(env))
     assert TEST_RING.env_value() not in repr(Settings.from_env(env))
+
+
+def test_keys_commands_rotate_the_key_file_without_printing_key_material(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`keys new` puts a new key first (older ones stay); `keys list` shows ids only."""
+    from app.cli import starter_main
+
+    monkeypatch.setenv("TRANSFER_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("TRANSFER_ENCRYPTION_KEYS")
+    assert 2 == starter_main(["keys", "list"])
+    assert "no key is configured" in capsys.readouterr().err
+    assert 0 == starter_main(["keys", "new"])
+    assert 0 == starter_main(["keys", "new"])
+    ring = read_key_file(tmp_path / "encryption-keys")
+    assert 2 == len(ring.ids)
+    capsys.readouterr()
+    assert 0 == starter_main(["keys", "list"])
+    out = capsys.readouterr().out
+    assert f"{ring.ids[0]}  (encrypts new payloads)" in out
+    assert ring.ids[1] in out
+    assert all(base64.b64encode(key).decode() not in out for _, key in ring.keys)
+    # With keys from the environment there is no file to write: print an entry instead.
+    monkeypatch.setenv("TRANSFER_ENCRYPTION_KEYS", TEST_RING.env_value())
+    assert 2 == starter_main(["keys", "new"])
+    assert "--print" in capsys.readouterr().err
+    assert 0 == starter_main(["keys", "new", "--print"])
+    printed = KeyRing.parse(capsys.readouterr().out, source="stdout")
+    assert 1 == len(printed.ids)
