@@ -253,8 +253,18 @@ def temporal_execute(
 def temporal_show(env: dict[str, str], workflow_id: str, *codec: str) -> str:
     """`temporal workflow show --output json`: the history, decoded if given the codec flags."""
     result = subprocess.run(
-        [temporal_cli(), "workflow", "show", "--address", env["TEMPORAL_ADDRESS"]]
-        + ["--workflow-id", workflow_id, "--output", "json", *codec],
+        [
+            temporal_cli(),
+            "workflow",
+            "show",
+            "--address",
+            env["TEMPORAL_ADDRESS"],
+            "--workflow-id",
+            workflow_id,
+            "--output",
+            "json",
+            *codec,
+        ],
         capture_output=True,
         text=True,
         timeout=60,
