@@ -61,6 +61,9 @@ class Scenario:
     workload: str  # "floor", "transfer", "insufficient", "refused", "default", "low-latency"
     worker_args: tuple[str, ...] = ()
     expect: str = "completed"
+    #: Payloads in plain text (TRANSFER_ENCRYPTION=off for driver and workers),
+    #: to price the encryption every other Temporal scenario pays.
+    plain: bool = False
 
 
 SCENARIOS = [
@@ -87,6 +90,15 @@ SCENARIOS = [
         "worker",
         "transfer",
         ("--kind", "transfer"),
+    ),
+    Scenario(
+        "transfer-plain",
+        "transfer: payloads not encrypted",
+        PROJECT,
+        "worker",
+        "transfer",
+        ("--kind", "transfer"),
+        plain=True,
     ),
     Scenario(
         "transfer-sandboxed",
@@ -312,6 +324,8 @@ async def _workers(
 ) -> AsyncIterator[list[int]]:
     """`bench.workers` worker processes for the scenario; yields their pids once all poll."""
     env = os.environ | {"TEMPORAL_ADDRESS": address}
+    if scenario.plain:
+        env["TRANSFER_ENCRYPTION"] = "off"
     command = [sys.executable, "-m", "bench.worker", "--task-queue", task_queue]
     command += [*scenario.worker_args, "--ledger-url", bench.ledger_url]
     processes = [
@@ -362,6 +376,8 @@ async def _run_worker_scenario(
     bench: Bench, scenario: Scenario, client: Client, address: str
 ) -> None:
     task_queue = f"bench-{bench.run_id}-{scenario.key}-r{bench.round}"
+    if scenario.plain:
+        client = await Client.connect(address, data_converter=pydantic_data_converter)
 
     def workflow_id(concurrency: int, index: int) -> str:
         return f"{bench.prefix(scenario.key, concurrency)}-{index}"
@@ -562,6 +578,20 @@ def ratios(bench: Bench) -> list[dict[str, Any]]:
         get("floor-untuned", 1, p50),
         "(the server setting alone)",
         lambda v: v < 1,
+    )
+    add(
+        "encrypted / plain transfer p50 (c=1)",
+        get("transfer", 1, p50),
+        get("transfer-plain", 1, p50),
+        "(price of encryption)",
+        lambda v: v <= 1.05,
+    )
+    add(
+        f"encrypted / plain transfer CPU (c={c})",
+        get("transfer", c, cpu),
+        get("transfer-plain", c, cpu),
+        "(price of encryption)",
+        lambda v: v <= 1.1,
     )
     add(
         "sandboxed / unsandboxed transfer p50 (c=1)",
