@@ -265,6 +265,29 @@ class EncryptionCodec(PayloadCodec):
         return decoded
 
 
+class PlainCodec(PayloadCodec):
+    """The codec of a process with encryption off: plain payloads, and a clear refusal.
+
+    An encrypted payload (from a process with encryption on) fails with an
+    error saying so, instead of the converter's "unknown encoding".
+    """
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """Payloads unchanged."""
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """Payloads unchanged; encrypted ones raise EncryptionError."""
+        for payload in payloads:
+            if payload.metadata.get("encoding") == ENCODING:
+                key_id = payload.metadata.get("encryption-key-id", b"").decode(errors="replace")
+                raise EncryptionError(
+                    f"payload is encrypted (key {key_id!r}) but encryption is off in this "
+                    "process (TRANSFER_ENCRYPTION=off): turn it on and give it that key"
+                )
+        return list(payloads)
+
+
 def _associated_data(key_id: str) -> bytes:
     return b"saga-transfer/" + CIPHER + b"/" + key_id.encode()
 
@@ -272,12 +295,15 @@ def _associated_data(key_id: str) -> bytes:
 def encrypted_converter(ring: KeyRing | None) -> DataConverter:
     """The project's data converter: pydantic, plus encryption when `ring` is given.
 
+    Without a ring payloads stay plain, and an encrypted one is refused with
+    an error that says encryption is off here.
+
     With a ring, failure messages and stack traces travel inside an encrypted
     payload too (Temporal's encoded failure attributes), so an error message
     that names a balance is not readable in the server either.
     """
     if ring is None:
-        return pydantic_data_converter
+        return dataclasses.replace(pydantic_data_converter, payload_codec=PlainCodec())
     return dataclasses.replace(
         pydantic_data_converter,
         payload_codec=EncryptionCodec(ring),

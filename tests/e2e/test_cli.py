@@ -408,6 +408,40 @@ def test_an_input_beyond_the_server_blob_limit_never_starts(
     assert before == balances(server_env)
 
 
+def test_encryption_off_is_plain_end_to_end_and_a_mismatch_says_why(
+    server_env: dict[str, str],
+) -> None:
+    """Off end to end: plain payloads. Off against an encrypting worker: one clear line.
+
+    The worker accepts the off client's plain input, so the money moves; the
+    client cannot read the encrypted reply and says that encryption is off.
+    """
+    open_seed_accounts(server_env)
+    off = server_env | {"TRANSFER_ENCRYPTION": "off"}
+    worker = start_worker(off)
+    try:
+        result = transfer(off, "ACC-001", "ACC-002", "10", "--id", "plain-1")
+        assert 0 == result.returncode, result.stdout + result.stderr
+    finally:
+        stop_worker(worker)
+    shown = json.loads(temporal_show(server_env, "plain-1"))
+    started = shown["events"][0]["workflowExecutionStartedEventAttributes"]
+    [payload] = started["input"]["payloads"]
+    assert b"json/plain" == base64.b64decode(payload["metadata"]["encoding"])
+    assert b"ACC-001" in base64.b64decode(payload["data"])
+
+    worker = start_worker(server_env)  # encrypts
+    try:
+        result = transfer(off, "ACC-001", "ACC-002", "5", "--id", "mixed-1")
+        assert 2 == result.returncode, result.stdout + result.stderr
+        assert "encryption is off in this process" in result.stderr
+        assert "Traceback" not in result.stderr
+        # The worker took the plain input: the money moved, only the reply is unreadable.
+        assert "985.00" == balances(server_env)["ACC-001"]
+    finally:
+        stop_worker(worker)
+
+
 def test_demo_runs_the_three_scenarios(server_env: dict[str, str]) -> None:
     """`starter.py demo` prints the seed's balances and ends every scenario as expected."""
     result = run_cli(server_env, "demo", timeout=240)
@@ -430,12 +464,26 @@ def test_demo_starts_the_embedded_dev_server_when_none_answers(cli_env: dict[str
             pytest.skip(
                 "a server already listens on 7233; the embedded start cannot be tested here"
             )
-    env = {k: v for k, v in cli_env.items() if not k.startswith("TEMPORAL_ADDRESS")}
+    # As on a fresh clone: no key configured, so the demo makes one.
+    env = {
+        k: v
+        for k, v in cli_env.items()
+        if not k.startswith("TEMPORAL_ADDRESS") and k != "TRANSFER_ENCRYPTION_KEYS"
+    }
     result = run_cli(env, "demo", timeout=300)
     assert 0 == result.returncode, result.stdout + result.stderr
     assert "Starting the embedded Temporal dev server" in result.stdout
     assert "Demo finished: every scenario ended as expected." in result.stdout
-    assert (Path(cli_env["TRANSFER_DATA_DIR"]) / "temporal.db").is_file()
+    data = Path(cli_env["TRANSFER_DATA_DIR"])
+    assert (data / "temporal.db").is_file()
+    key_file = data / "encryption-keys"
+    assert "Generated encryption key" in result.stdout
+    assert 0o600 == key_file.stat().st_mode & 0o777
+    # The server's own database never saw the demo's failure message in clear.
+    assert "Insufficient funds: 650.00 < 1000.00" in result.stdout
+    stored = b"".join(p.read_bytes() for p in data.glob("temporal.db*"))
+    assert b"Insufficient funds" not in stored
+    assert b"TransferWorkflow" in stored  # (what is not encrypted is there to find)
 
 
 def test_audit_passes_a_whole_ledger_and_names_money_no_workflow_owns(

@@ -201,3 +201,13 @@ def test_keys_commands_rotate_the_key_file_without_printing_key_material(
     assert 0 == starter_main(["keys", "new", "--print"])
     printed = KeyRing.parse(capsys.readouterr().out, source="stdout")
     assert 1 == len(printed.ids)
+
+
+async def test_a_process_with_encryption_off_refuses_encrypted_payloads_clearly() -> None:
+    plain = encrypted_converter(None)
+    [payload] = await plain.encode([REQUEST])
+    assert b"json/plain" == payload.metadata["encoding"]
+    assert [REQUEST] == await plain.decode([payload], [TransferRequest])
+    [sealed] = await TEST_CONVERTER.encode([REQUEST])
+    with pytest.raises(EncryptionError, match=r"key 'test-key-1'.*TRANSFER_ENCRYPTION=off"):
+        await plain.decode([sealed], [TransferRequest])
