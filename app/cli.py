@@ -351,6 +351,12 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("demo", help="run the self-contained demo")
 
+    log = commands.add_parser(
+        "operator-log", help="who retried or resolved what, and why (the ledger's operator log)"
+    )
+    log.add_argument("transfer_id", nargs="?", metavar="REF", help="one transfer only")
+    log.add_argument("--json", action="store_true", help="print JSON")
+
     keys = commands.add_parser("keys", help="payload encryption keys (README, Security)")
     keys_cmd = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     keys_cmd.add_parser("list", help="the key ids, newest (the one that encrypts) first")
@@ -413,6 +419,7 @@ def starter_main(argv: Sequence[str] | None = None) -> int:
         ),
         "demo": lambda: _demo(settings),
         "keys": lambda: _keys(settings, args),
+        "operator-log": lambda: _operator_log(settings, args),
         "codec-server": lambda: _codec_server(settings, args),
     }
     return _guard(handlers[args.command])
@@ -807,6 +814,51 @@ async def _codec_server(settings: Settings, args: argparse.Namespace) -> int:
         )
         sig = await wait_for_stop_signal()
         print(f"Received {sig.name}; stopping the codec server", flush=True)
+    return EXIT_OK
+
+
+async def _operator_log(settings: Settings, args: argparse.Namespace) -> int:
+    """`operator-log [REF]`: the ledger's append-only record of retry and resolve, per bank."""
+    ledgers = (
+        {b: settings.bank_ledger_url(b) for b in settings.banks}
+        if settings.multi_bank
+        else {None: settings.ledger_url}
+    )
+    rows = [
+        (bank, record)
+        for bank, url in ledgers.items()
+        for record in open_store(url).operator_actions(args.transfer_id)
+    ]
+    rows.sort(key=lambda row: row[1].recorded_at)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    ({"bank": bank} if bank else {})
+                    | {
+                        "key": r.key,
+                        "transfer_id": r.transfer_id,
+                        "action": r.action.value,
+                        "operator": r.operator,
+                        "note": r.note,
+                        "recorded_at": r.recorded_at.isoformat(),
+                    }
+                    for bank, r in rows
+                ],
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    if not rows:
+        print(
+            "No operator actions recorded"
+            + (f" for {args.transfer_id}" if args.transfer_id else "")
+        )
+    for bank, r in rows:
+        where = f" at {bank}" if bank else ""
+        note = f": {r.note}" if r.note else ""
+        when = f"{r.recorded_at:%Y-%m-%d %H:%M:%S}"
+        print(f"{when} {r.transfer_id} {r.action.value}{where} by {r.operator}{note}")
     return EXIT_OK
 
 

@@ -6,7 +6,13 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from ledger.errors import InvalidAccountId, InvalidMemo, InvalidOperator, InvalidOwner
+from ledger.errors import (
+    InvalidAccountId,
+    InvalidMemo,
+    InvalidOperator,
+    InvalidOwner,
+    LedgerError,
+)
 
 #: Account numbers: a letter or digit, then letters, digits, '-', '_' or '.'.
 #: Strict on purpose: an account number ends up in keys, logs and the Web UI.
@@ -112,37 +118,44 @@ def validate_account_id(account_id: object) -> str:
     return account_id
 
 
+def _printable(
+    value: object, error: type[LedgerError], *, empty: str, what: str, limit: int
+) -> str:
+    """`value` trimmed, if it is non-empty printable text of at most `limit` characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise error(empty)
+    text = value.strip()
+    if len(text) > limit:
+        raise error(f"{what} is longer than {limit} characters")
+    if any(not ch.isprintable() for ch in text):
+        raise error(f"{what} must not contain control characters")
+    return text
+
+
 def validate_owner(owner: object) -> str:
     """Return the owner name, trimmed, if it is printable and not too long."""
-    if not isinstance(owner, str) or not owner.strip():
-        raise InvalidOwner("Owner name must not be empty")
-    name = owner.strip()
-    if len(name) > MAX_OWNER_LENGTH:
-        raise InvalidOwner(f"Owner name is longer than {MAX_OWNER_LENGTH} characters")
-    if any(not ch.isprintable() for ch in name):
-        raise InvalidOwner("Owner name must not contain control characters")
-    return name
+    return _printable(
+        owner,
+        InvalidOwner,
+        empty="Owner name must not be empty",
+        what="Owner name",
+        limit=MAX_OWNER_LENGTH,
+    )
 
 
 def validate_memo(memo: object) -> str:
     """Return an operator's note, trimmed, if it is printable and not too long."""
-    if not isinstance(memo, str) or not memo.strip():
-        raise InvalidMemo("A note is required")
-    text = memo.strip()
-    if len(text) > MAX_MEMO_LENGTH:
-        raise InvalidMemo(f"Note is longer than {MAX_MEMO_LENGTH} characters")
-    if any(not ch.isprintable() for ch in text):
-        raise InvalidMemo("Note must not contain control characters")
-    return text
+    return _printable(
+        memo, InvalidMemo, empty="A note is required", what="Note", limit=MAX_MEMO_LENGTH
+    )
 
 
 def validate_operator(operator: object) -> str:
     """Return who acted (a login, an e-mail address), trimmed, if printable and not too long."""
-    if not isinstance(operator, str) or not operator.strip():
-        raise InvalidOperator("The operator must be named")
-    name = operator.strip()
-    if len(name) > MAX_OPERATOR_LENGTH:
-        raise InvalidOperator(f"Operator name is longer than {MAX_OPERATOR_LENGTH} characters")
-    if any(not ch.isprintable() for ch in name):
-        raise InvalidOperator("Operator name must not contain control characters")
-    return name
+    return _printable(
+        operator,
+        InvalidOperator,
+        empty="The operator must be named",
+        what="Operator name",
+        limit=MAX_OPERATOR_LENGTH,
+    )

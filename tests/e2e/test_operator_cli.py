@@ -155,6 +155,15 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
         (r.action, r.operator, r.note) for r in store.operator_actions("park-2")
     ]
     assert {"park-1", "park-2"} == {r.key.split("/operator/")[0] for r in store.operator_actions()}
+    # The same log from the command line.
+    code, out, _ = await cli(env, "operator-log", "park-1")
+    assert 0 == code
+    assert [f"retry by {login}: too early", "retry by Dana Ops: unfrozen by fraud team"] == [
+        line.split(" park-1 ", 1)[1] for line in out.splitlines()
+    ]
+    code, out, _ = await cli(env, "operator-log", "--json")
+    assert 0 == code
+    assert ["retry", "retry", "resolve"] == sorted(e["action"] for e in json.loads(out))
 
     balances = {a.id: a.balance for a in store.list_accounts()}
     assert Decimal("0.00") == balances["CLEARING"]
