@@ -163,7 +163,7 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
     ]
     code, out, _ = await cli(env, "operator-log", "--json")
     assert 0 == code
-    assert ["retry", "retry", "resolve"] == sorted(e["action"] for e in json.loads(out))
+    assert ["resolve", "retry", "retry"] == sorted(e["action"] for e in json.loads(out))
 
     balances = {a.id: a.balance for a in store.list_accounts()}
     assert Decimal("0.00") == balances["CLEARING"]
