@@ -708,7 +708,7 @@ async def _check_running(transfer_ids: list[str], findings: list[str]) -> bool:
     """Each transfer holding money in clearing must still be running; False if none to check."""
     if not transfer_ids:
         return False
-    client = await connect()
+    client = await connect(need_key=False)
     for transfer_id in transfer_ids:
         try:
             status = (await client.get_workflow_handle(transfer_id).describe()).status
@@ -723,7 +723,7 @@ async def _check_running(transfer_ids: list[str], findings: list[str]) -> bool:
 
 
 async def _setup() -> int:
-    client = await connect()
+    client = await connect(need_key=False)
     added, existing = await register_search_attributes(client)
     if added:
         print(f"Registered search attributes on {client.namespace}: {', '.join(added)}")
@@ -733,7 +733,7 @@ async def _setup() -> int:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    client = await connect()
+    client = await connect(need_key=False)
     rows = await fleet.list_transfers(
         client, status=args.status, account=args.account, limit=args.limit
     )
@@ -753,7 +753,7 @@ def _row_json(row: fleet.TransferRow) -> dict[str, Any]:
 
 
 async def _stats(args: argparse.Namespace) -> int:
-    client = await connect()
+    client = await connect(need_key=False)
     stats = await fleet.transfer_stats(client, window=timedelta(hours=args.window))
     if args.json:
         print(json.dumps(stats.as_json(), indent=2))

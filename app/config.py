@@ -116,6 +116,11 @@ class Settings:
             codec_token=env.get("TRANSFER_CODEC_TOKEN", "").strip(),
         )
 
+    @property
+    def has_keys(self) -> bool:
+        """Whether encryption keys are configured (or encryption is off, needing none)."""
+        return not self.encryption or bool(self.encryption_keys) or self.key_file.exists()
+
     def key_ring(self, *, create: bool = False) -> KeyRing | None:
         """The encryption keys, or None with TRANSFER_ENCRYPTION=off.
 

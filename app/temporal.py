@@ -55,18 +55,30 @@ def connect_config() -> dict[str, Any]:
     return config
 
 
-def data_converter(settings: Settings | None = None, *, create_key: bool = False) -> DataConverter:
+def data_converter(
+    settings: Settings | None = None, *, create_key: bool = False, need_key: bool = True
+) -> DataConverter:
     """The converter every client and worker of ours uses: pydantic, encrypted unless off.
 
+    With `need_key` false (commands that read only visibility: list, stats,
+    setup, the audit's running check) a process without keys still connects;
+    it could encrypt nothing and refuses to decrypt, saying so.
+
     Raises:
-        ConfigError: Encryption is on and no key is configured.
+        ConfigError: Encryption is on and no key is configured (and one is needed).
     """
     settings = settings or Settings.from_env()
+    if not need_key and not settings.has_keys:
+        return encrypted_converter(None)
     return encrypted_converter(settings.key_ring(create=create_key))
 
 
 async def connect(
-    settings: Settings | None = None, *, create_key: bool = False, **overrides: Any
+    settings: Settings | None = None,
+    *,
+    create_key: bool = False,
+    need_key: bool = True,
+    **overrides: Any,
 ) -> Client:
     """Connect with the project's data converter (pydantic, encrypted), as every client must.
 
@@ -74,7 +86,7 @@ async def connect(
         ServerUnavailable: With the address, when nothing answers there.
         ConfigError: Encryption is on and no key is configured.
     """
-    converter = data_converter(settings, create_key=create_key)
+    converter = data_converter(settings, create_key=create_key, need_key=need_key)
     config = connect_config() | overrides
     try:
         return await Client.connect(**config, data_converter=converter)

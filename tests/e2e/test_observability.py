@@ -164,6 +164,23 @@ async def test_list_filters_by_status_and_account(
     assert "Invalid account number" in err
 
 
+async def test_visibility_commands_need_no_key_and_payload_commands_say_they_do(
+    fresh_env: WorkflowEnvironment, two_transfers: dict[str, str], tmp_path: Path
+) -> None:
+    """Someone without the encryption keys can list and count, not read a transfer."""
+    env = cli_env(fresh_env.client.service_client.config.target_host, tmp_path)
+    env.pop("TRANSFER_ENCRYPTION_KEYS")
+    code, out, err = await cli(env, "list", "--json")
+    assert 0 == code, err
+    assert {"obs-ok", "obs-undone"} <= {r["transfer_id"] for r in json.loads(out)}
+    code, _, err = await cli(env, "stats")
+    assert 0 == code, err
+    code, _, err = await cli(env, "status", "obs-ok")
+    assert 2 == code
+    assert "no key is configured" in err
+    assert not (tmp_path / "encryption-keys").exists()
+
+
 async def test_stats_counts_by_status_and_reports_durations(
     fresh_env: WorkflowEnvironment, two_transfers: dict[str, str], tmp_path: Path
 ) -> None:
