@@ -8,6 +8,7 @@ are Temporal's own environment configuration, read by the SDK's
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,8 +177,6 @@ class Settings:
                 f"The codec server needs a bearer token: set TRANSFER_CODEC_TOKEN or put one in "
                 f"{path} (`python starter.py codec-server --new-token` creates it)"
             )
-        import secrets
-
         token = secrets.token_urlsafe(32)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
