@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import postgres_schema_url
-from tests.soak.bank import SoakConfig, run_soak
+from tests.soak.bank import SoakConfig, _Run, run_soak
 
 pytestmark = pytest.mark.e2e
 
@@ -40,3 +40,22 @@ async def test_bank_soak_keeps_every_invariant_under_faults(
             n for fault, n in report.faults.items() if fault.startswith("SIGKILLs bank")
         )
         assert bank_kills >= 1, report.faults
+        roles_killed = sum(1 for fault in report.faults if fault.startswith("SIGKILLs "))
+        assert min(3, report.faults["worker SIGKILLs"]) == roles_killed, report.faults
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_split_roles_die_in_rounds_banks_first(seed: int, tmp_path: Path) -> None:
+    """Kills with a worker per bank reach a bank first and every role each round."""
+    run = _Run(SoakConfig(seed=seed, banks=("north", "south")), tmp_path)
+    run.workers = [(role, None) for role in run.roles()]  # type: ignore[misc]
+    victims = []
+    for _ in range(9):
+        role, _process = run.workers.pop(run.next_victim())
+        victims.append(role)
+        run.faults["worker SIGKILLs"] += 1
+        run.workers.append((role, None))  # type: ignore[arg-type]
+    assert victims[0].startswith("bank:")
+    assert "workflows" == victims[2]
+    for start in range(0, 9, 3):
+        assert sorted(run.roles()) == sorted(victims[start : start + 3])
