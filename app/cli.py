@@ -58,7 +58,6 @@ from ledger import (
     LedgerError,
     LedgerStore,
     format_amount,
-    open_store,
     parse_amount,
 )
 from ledger.audit import (
@@ -180,7 +179,7 @@ async def _run_worker(
             EXIT_USAGE,
         )
     served = [settings.require_bank(bank)] if bank else [] if workflows_only else settings.banks
-    stores = {b: open_store(settings.bank_ledger_url(b)) for b in served}
+    stores = {b: settings.open_ledger(b) for b in served}
     async with server_client(settings, dev=dev, runtime=runtime) as client:
         if bank is None:
             missing = await missing_search_attributes(client)
@@ -193,7 +192,7 @@ async def _run_worker(
         where = f"{client.service_client.config.target_host} (namespace {client.namespace})"
         running: contextlib.AbstractAsyncContextManager[Any]
         if not settings.multi_bank:
-            store = open_store(settings.ledger_url)
+            store = settings.open_ledger()
             running = running_worker(client, store, task_queue=settings.task_queue)
             what = f"task queue {settings.task_queue!r} at {where}, ledger {store!r}"
         else:
@@ -451,8 +450,8 @@ def _guard(command: Callable[[], Coroutine[Any, Any, int]]) -> int:
 def _ledger_of(settings: Settings, account_id: str) -> LedgerStore:
     """The ledger that holds an account: the one ledger, or its bank's."""
     if not settings.multi_bank:
-        return open_store(settings.ledger_url)
-    return open_store(settings.bank_ledger_url(settings.bank_of(account_id)))
+        return settings.open_ledger()
+    return settings.open_ledger(settings.bank_of(account_id))
 
 
 def _account_json(account: Account, bank: str | None) -> dict[str, Any]:
@@ -499,14 +498,14 @@ def _list_accounts(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.multi_bank:
         if args.bank is not None:
             settings.require_bank(args.bank)  # explains that no banks are configured
-        accounts = open_store(settings.ledger_url).list_accounts()
+        accounts = settings.open_ledger().list_accounts()
         if args.json:
             print(json.dumps([_account_json(a, None) for a in accounts], indent=2))
         else:
             print(render.balance_table(accounts))
         return EXIT_OK
     banks = [settings.require_bank(args.bank)] if args.bank else list(settings.banks)
-    listed = {b: open_store(settings.bank_ledger_url(b)).list_accounts() for b in banks}
+    listed = {b: settings.open_ledger(b).list_accounts() for b in banks}
     if args.json:
         print(
             json.dumps([_account_json(a, b) for b, accs in listed.items() for a in accs], indent=2)
@@ -684,11 +683,11 @@ def _not_found(transfer_id: str, err: RPCError) -> _Fail:
 async def _audit(settings: Settings, args: argparse.Namespace) -> int:
     report: AuditReport | BanksAuditReport
     if settings.multi_bank:
-        snapshots = {b: open_store(settings.bank_ledger_url(b)).snapshot() for b in settings.banks}
+        snapshots = {b: settings.open_ledger(b).snapshot() for b in settings.banks}
         report = audit_banks(snapshots)
         transfers = group_across_banks(snapshots)
     else:
-        accounts, receipts = open_store(settings.ledger_url).snapshot()
+        accounts, receipts = settings.open_ledger().snapshot()
         report = audit(accounts, receipts)
         transfers = group_by_transfer(receipts)
     checked_temporal = False
@@ -819,15 +818,11 @@ async def _codec_server(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _operator_log(settings: Settings, args: argparse.Namespace) -> int:
     """`operator-log [REF]`: the ledger's append-only record of retry and resolve, per bank."""
-    ledgers = (
-        {b: settings.bank_ledger_url(b) for b in settings.banks}
-        if settings.multi_bank
-        else {None: settings.ledger_url}
-    )
+    banks: list[str | None] = list(settings.banks) if settings.multi_bank else [None]
     rows = [
         (bank, record)
-        for bank, url in ledgers.items()
-        for record in open_store(url).operator_actions(args.transfer_id)
+        for bank in banks
+        for record in settings.open_ledger(bank).operator_actions(args.transfer_id)
     ]
     rows.sort(key=lambda row: row[1].recorded_at)
     if args.json:

@@ -20,6 +20,7 @@ from app.encryption import (
     read_key_file,
     write_key_file,
 )
+from ledger import LedgerStore, open_store
 from workflows.banks import DEFAULT_TASK_QUEUE, InvalidBankName, bank_of, validate_bank_name
 
 DEFAULT_ADDRESS = "localhost:7233"
@@ -28,6 +29,9 @@ DEFAULT_CODEC_PORT = 8234
 DATA_DIR = Path(".data")
 KEY_FILE_NAME = "encryption-keys"
 CODEC_TOKEN_FILE_NAME = "codec-token"
+#: A bank's clearing account holds its transfers in flight and, net, what it
+#: owes or is owed by the other banks for completed cross-bank transfers.
+BANK_CLEARING_OWNER = "Clearing and settlement"
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,12 @@ class Settings:
     def bank_ledger_url(self, bank: str) -> str:
         """The ledger of one bank."""
         return self.bank_ledger_urls[self.require_bank(bank)]
+
+    def open_ledger(self, bank: str | None = None) -> LedgerStore:
+        """The one ledger (no `bank`), or one bank's, created with its system accounts if new."""
+        if bank is None:
+            return open_store(self.ledger_url)
+        return open_store(self.bank_ledger_url(bank), clearing_owner=BANK_CLEARING_OWNER)
 
     def workflow_url(self, namespace: str, workflow_id: str) -> str:
         """The Web UI page of one workflow."""

@@ -15,7 +15,7 @@ from decimal import Decimal
 from temporalio.client import Client
 
 from app import render
-from app.config import Settings
+from app.config import BANK_CLEARING_OWNER, Settings
 from app.temporal import server_client
 from app.transfers import TransferOutcome, describe_request, start_transfer, wait_outcome
 from app.worker import running_bank_workers, running_worker
@@ -99,7 +99,7 @@ async def _cross_bank(
         path = settings.data_dir / f"demo-ledger-{bank}.db"
         for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             stale.unlink(missing_ok=True)
-        stores[bank] = open_store(str(path))
+        stores[bank] = open_store(str(path), clearing_owner=BANK_CLEARING_OWNER)
         stores[bank].open_account(account_id, owner, balance)
         queue = bank_task_queue(bank, f"{task_queue}-banks")
         print(f"Bank {bank}: ledger {path}, its steps on task queue {queue}")

@@ -23,6 +23,7 @@ from ledger.errors import (
 )
 from ledger.models import (
     CLEARING_ACCOUNT,
+    CLEARING_OWNER,
     EXTERNAL_ACCOUNT,
     Account,
     AccountKind,
@@ -41,6 +42,7 @@ from ledger.store import DEFAULT_LEDGER_URL, LedgerStore, open_store
 
 __all__ = [
     "CLEARING_ACCOUNT",
+    "CLEARING_OWNER",
     "DEFAULT_LEDGER_URL",
     "EXTERNAL_ACCOUNT",
     "MAX_AMOUNT",

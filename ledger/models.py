@@ -59,6 +59,9 @@ class OperatorActionKind(StrEnum):
 #: The accounts every ledger has from the start.
 CLEARING_ACCOUNT = "CLEARING"
 EXTERNAL_ACCOUNT = "EXTERNAL"
+#: The clearing account's owner label in a new ledger, unless the store is told
+#: otherwise (a bank's ledger among several holds settlement positions there too).
+CLEARING_OWNER = "Transfers in flight"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ledger.errors import LedgerSchemaMismatch, LedgerUnavailable
+from ledger.models import CLEARING_OWNER, validate_owner
 from ledger.sql import Connection, SqlLedgerStore
 
 #: Bumped whenever the schema changes; stored in the ledger_schema table.
@@ -114,11 +115,21 @@ class PostgresLedgerStore(SqlLedgerStore):
         min_size: Connections the pool keeps open.
         max_size: Connections the pool may open; match the worker's activity
             threads.
+        clearing_owner: Owner label of the clearing account if this store
+            creates it (an existing ledger keeps its label).
     """
 
     _lock_clause = " FOR UPDATE"
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 16,
+        clearing_owner: str = CLEARING_OWNER,
+    ) -> None:
+        self._clearing_owner = validate_owner(clearing_owner)
         conninfo, schema = split_schema(url)
         if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
             raise ValueError(f"Invalid schema name {schema!r}: use lowercase letters, digits, _")

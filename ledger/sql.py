@@ -29,6 +29,7 @@ from ledger.errors import (
 )
 from ledger.models import (
     CLEARING_ACCOUNT,
+    CLEARING_OWNER,
     EXTERNAL_ACCOUNT,
     Account,
     AccountKind,
@@ -73,6 +74,9 @@ _OPERATOR_COLUMNS = "key, transfer_id, action, operator, note, recorded_at"
 class SqlLedgerStore(abc.ABC):
     """Double-entry ledger rules, written once for every SQL database."""
 
+    #: Owner label of the clearing account when this store creates it.
+    _clearing_owner = CLEARING_OWNER
+
     @abc.abstractmethod
     def _transaction(self) -> AbstractContextManager[Connection]:
         """A connection inside one write transaction: commit on exit, roll back on error."""
@@ -92,7 +96,7 @@ class SqlLedgerStore(abc.ABC):
 
     def _ensure_system_accounts(self, conn: Connection) -> None:
         for account_id, owner, kind in (
-            (CLEARING_ACCOUNT, "Transfers in flight", AccountKind.CLEARING),
+            (CLEARING_ACCOUNT, self._clearing_owner, AccountKind.CLEARING),
             (EXTERNAL_ACCOUNT, "Outside world", AccountKind.EXTERNAL),
         ):
             if self._account_row(conn, account_id) is None:

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ledger.errors import LedgerSchemaMismatch, LedgerUnavailable
+from ledger.models import CLEARING_OWNER, validate_owner
 from ledger.sql import Connection, SqlLedgerStore
 
 SCHEMA = """
@@ -85,8 +86,9 @@ class SqliteLedgerStore(SqlLedgerStore):
     never be interleaved with another writer.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, clearing_owner: str = CLEARING_OWNER) -> None:
         self.path = path
+        self._clearing_owner = validate_owner(clearing_owner)
         self._local = threading.local()
         self._open: list[sqlite3.Connection] = []
         self._lock = threading.Lock()

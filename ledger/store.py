@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
-from ledger.models import Account, OperatorActionKind, OperatorRecord, Receipt
+from ledger.models import CLEARING_OWNER, Account, OperatorActionKind, OperatorRecord, Receipt
 
 
 class LedgerStore(Protocol):
@@ -92,12 +92,15 @@ class LedgerStore(Protocol):
 DEFAULT_LEDGER_URL = "sqlite:///.data/ledger.db"
 
 
-def open_store(url: str = DEFAULT_LEDGER_URL) -> LedgerStore:
+def open_store(
+    url: str = DEFAULT_LEDGER_URL, *, clearing_owner: str = CLEARING_OWNER
+) -> LedgerStore:
     """Open the store a URL names, creating its schema if needed.
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or a bare
     file path select SQLite; ``postgresql://user@host:port/db[?schema=name]``
-    selects PostgreSQL.
+    selects PostgreSQL. `clearing_owner` labels the clearing account of a
+    ledger this call creates (an existing ledger keeps its label).
 
     Raises:
         ValueError: The URL names a store this build does not have.
@@ -111,13 +114,13 @@ def open_store(url: str = DEFAULT_LEDGER_URL) -> LedgerStore:
         path = path[1:] if path.startswith("/") else path
         if not path:
             raise ValueError(f"LEDGER_URL has no file path: {url!r}")
-        return SqliteLedgerStore(Path(path))
+        return SqliteLedgerStore(Path(path), clearing_owner=clearing_owner)
     if parsed.scheme in ("postgresql", "postgres"):
         from ledger.postgres import PostgresLedgerStore
 
-        return PostgresLedgerStore(url)
+        return PostgresLedgerStore(url, clearing_owner=clearing_owner)
     if parsed.scheme == "" and url:
-        return SqliteLedgerStore(Path(url))
+        return SqliteLedgerStore(Path(url), clearing_owner=clearing_owner)
     raise ValueError(
         f"Unsupported LEDGER_URL scheme {parsed.scheme!r}: "
         "use sqlite:///path.db or postgresql://host/db"

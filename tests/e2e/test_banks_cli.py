@@ -69,6 +69,8 @@ def test_a_cross_bank_transfer_from_the_command_line(
     assert "170.00" == rows["south", "SOUTH-001"]
     assert "120.00" == rows["north", "CLEARING"]
     assert "-120.00" == rows["south", "CLEARING"]
+    owners = {(r["bank"], r["id"]): r["owner"] for r in json.loads(listed.stdout)}
+    assert {"Clearing and settlement"} == {owners["north", "CLEARING"], owners["south", "CLEARING"]}
     south_only = run_cli(banks_env, "accounts", "list", "--bank", "south")
     assert "SOUTH-001" in south_only.stdout
     assert "NORTH-001" not in south_only.stdout

@@ -455,6 +455,10 @@ def test_demo_runs_the_three_scenarios(server_env: dict[str, str]) -> None:
         assert any(line[0] in row and row.rstrip().endswith(line[1]) for row in final.splitlines())
     assert out.count("Saga status: compensated") == 2
     assert "Web UI: http://localhost:8233/namespaces/default/workflows/demo-" in out
+    clearing = [row.split() for row in out.splitlines() if "CLEARING" in row]
+    assert [["north", "Clearing", "and", "settlement", "CLEARING", "clearing", "120.00"]] == [
+        row for row in clearing if row[0] == "north"
+    ]
 
 
 def test_demo_starts_the_embedded_dev_server_when_none_answers(cli_env: dict[str, str]) -> None:

@@ -39,7 +39,7 @@ from ledger.sql import SqlLedgerStore
 from ledger.sqlite import SqliteLedgerStore
 from tests.conftest import OPENING, balances, opening_balances, postgres_schema_url
 
-StoreFactory = Callable[[], LedgerStore]
+StoreFactory = Callable[..., LedgerStore]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -51,8 +51,8 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
         url = f"sqlite:///{tmp_path / 'contract.db'}"
     opened: list[LedgerStore] = []
 
-    def make() -> LedgerStore:
-        store = open_store(url)
+    def make(**options: str) -> LedgerStore:
+        store = open_store(url, **options)
         opened.append(store)
         return store
 
@@ -69,6 +69,26 @@ def ledger(make_store: StoreFactory) -> LedgerStore:
     for account_id, (owner, balance) in OPENING.items():
         store.open_account(account_id, owner, Decimal(balance))
     return store
+
+
+def test_a_new_ledger_labels_its_clearing_account_as_told_and_keeps_the_label(
+    make_store: StoreFactory,
+) -> None:
+    """The clearing account's owner label is set once, when the ledger is created."""
+    first = make_store(clearing_owner="Clearing and settlement")
+    reopened = make_store()  # default label: the existing account keeps its own
+    for store in (first, reopened):
+        owners = {a.id: (a.owner, a.kind.value) for a in store.list_accounts()}
+        assert ("Clearing and settlement", "clearing") == owners["CLEARING"]
+        assert ("Outside world", "external") == owners["EXTERNAL"]
+
+
+def test_the_default_clearing_label_and_a_bad_one(make_store: StoreFactory) -> None:
+    """Without a label the clearing account holds transfers in flight; a bad label is refused."""
+    with pytest.raises(InvalidOwner):
+        make_store(clearing_owner="in\nflight")
+    owners = {a.id: a.owner for a in make_store().list_accounts()}
+    assert "Transfers in flight" == owners["CLEARING"]
 
 
 def test_opening_balances_come_from_external_and_sum_to_zero(ledger: LedgerStore) -> None:

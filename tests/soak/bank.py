@@ -32,6 +32,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
+from app.config import BANK_CLEARING_OWNER
 from app.temporal import register_search_attributes, temporal_cli
 from app.transfers import TransferOutcome, start_transfer, wait_outcome
 from ledger import AccountKind, LedgerStore, open_store
@@ -436,7 +437,10 @@ async def run_soak(config: SoakConfig, workdir: Path) -> SoakReport:
     began = time.monotonic()
     run = _Run(config, workdir)
     if config.banks:
-        stores = {bank: open_store(url) for bank, url in run.bank_urls.items()}
+        stores = {
+            bank: open_store(url, clearing_owner=BANK_CLEARING_OWNER)
+            for bank, url in run.bank_urls.items()
+        }
         codes = [bank.upper() for bank in config.banks]
         accounts = [f"{codes[n % len(codes)]}-{n:02d}" for n in range(config.accounts)]
     else:

@@ -21,7 +21,7 @@ from typing import Any
 from app.config import Settings
 from app.temporal import connect
 from app.worker import running_bank_worker, running_workflow_worker
-from ledger import LedgerStore, Receipt, open_store
+from ledger import LedgerStore, Receipt
 from tests.workflows.conftest import transfer_worker
 from workflows.transfer import FORWARD
 
@@ -72,7 +72,7 @@ async def main() -> None:
         running = running_workflow_worker(client, task_queue=settings.task_queue)
     elif role.startswith("bank:"):
         bank = role.removeprefix("bank:")
-        store = ChaosLedger(open_store(settings.bank_ledger_url(bank)), rng, rate)
+        store = ChaosLedger(settings.open_ledger(bank), rng, rate)
         running = running_bank_worker(
             client,
             store,  # type: ignore[arg-type]
@@ -80,7 +80,7 @@ async def main() -> None:
             workflow_task_queue=settings.task_queue,
         )
     else:
-        store = ChaosLedger(open_store(settings.ledger_url), rng, rate)
+        store = ChaosLedger(settings.open_ledger(), rng, rate)
         running = transfer_worker(client, store, task_queue=settings.task_queue)  # type: ignore[arg-type]
     async with running:
         print(f"Worker running (chaos, {role})", flush=True)
