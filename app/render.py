@@ -65,7 +65,12 @@ def state_text(state: TransferState) -> str:
         lines.append(f"  Reason: {state.error.message} [{state.error.type}]")
     for error in state.compensation_errors:
         lines.append(f"  Compensation error: {error.message} [{error.type}]")
-    if state.status == "needs_attention":
+    if state.status == "needs_attention" and state.settlement_begun:
+        lines.append(
+            "  Waiting for an operator: a settlement by hand has begun and may have posted."
+        )
+        lines.append(f"  Finish it with `starter.py resolve {state.transfer_id} --note ...`")
+    elif state.status == "needs_attention":
         pending = ", ".join(state.pending_compensations)
         lines.append(f"  Waiting for an operator: pending {pending}.")
         lines.append(

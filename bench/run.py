@@ -160,6 +160,16 @@ class PhaseReport:
     def row(self) -> dict[str, Any]:
         """The JSON row."""
         r = self.result
+        # A long phase: workflows per second in each successive thousand, to
+        # tell a slowdown over time from a noisy spell of the machine.
+        thousands = (
+            [
+                round(r.window_throughput(max(k, 1), k + 1000), 2)
+                for k in range(0, r.count - 999, 1000)
+            ]
+            if r.count >= 2000
+            else None
+        )
         return {
             "scenario": self.scenario,
             "label": self.label,
@@ -174,6 +184,7 @@ class PhaseReport:
             "history_events": None if self.events is None else round(self.events, 1),
             "history_bytes": None if self.history_bytes is None else round(self.history_bytes),
             "outcomes": r.outcomes,
+            "throughput_per_thousand": thousands,
             "problems": self.problems,
         }
 

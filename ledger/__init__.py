@@ -19,6 +19,7 @@ from ledger.errors import (
     LedgerSchemaMismatch,
     LedgerUnavailable,
     SameAccount,
+    StepReversed,
     StepVoided,
 )
 from ledger.models import (
@@ -72,6 +73,7 @@ __all__ = [
     "PostingKind",
     "Receipt",
     "SameAccount",
+    "StepReversed",
     "StepVoided",
     "format_amount",
     "open_store",

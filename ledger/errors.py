@@ -125,6 +125,19 @@ class StepVoided(LedgerError):
         self.key = key
 
 
+class StepReversed(LedgerError):
+    """The key applied once and was reversed since: it may not apply, or count as applied, again.
+
+    This is what stops a transfer run again under the same id from taking a
+    reversed debit for a done one and paying out its credit.
+    """
+
+    def __init__(self, key: str, reversal_key: str) -> None:
+        super().__init__(f"Step {key} was reversed by {reversal_key} and cannot apply again")
+        self.key = key
+        self.reversal_key = reversal_key
+
+
 class IdempotencyConflict(LedgerError):
     """A key was reused for a different posting (or operator record).
 

@@ -185,6 +185,18 @@ class PostgresLedgerStore(SqlLedgerStore):
         except _TRANSIENT as err:
             raise LedgerUnavailable(f"Ledger error: {type(err).__name__}: {err}") from err
 
+    def _lock_keys(self, conn: Connection, *keys: str) -> None:
+        # Transaction-scoped advisory locks, named by a 64-bit hash of the key
+        # (and schema: ledgers in two schemas of one database never wait on
+        # each other). Read Committed alone would let a late step and its void
+        # both commit; a hash collision only makes two calls take turns.
+        for key in keys:
+            self._exec(
+                conn,
+                "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
+                f"{self.schema or ''}/{key}",
+            )
+
     def drop_schema(self) -> None:
         """Remove this store's schema and everything in it (for tests)."""
         if self.schema is None:

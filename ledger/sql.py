@@ -25,6 +25,7 @@ from ledger.errors import (
     AccountStatusConflict,
     IdempotencyConflict,
     InsufficientFunds,
+    StepReversed,
     StepVoided,
 )
 from ledger.models import (
@@ -87,6 +88,16 @@ class SqlLedgerStore(abc.ABC):
 
     def _exec(self, conn: Connection, statement: str, *params: Any) -> Cursor:
         return conn.execute(self._sql(statement), params)
+
+    @abc.abstractmethod
+    def _lock_keys(self, conn: Connection, *keys: str) -> None:
+        """Hold `keys` until the transaction ends, against every other call on them.
+
+        A step and the compensation that voids it check for each other's row
+        and then write; unless the two calls run one after the other, each can
+        miss the other (a late debit waiting on a busy account while its void
+        commits, then committing too).
+        """
 
     @staticmethod
     def _now() -> str:
@@ -200,12 +211,16 @@ class SqlLedgerStore(abc.ABC):
         """
         memo = validate_memo(memo)
         with self._transaction() as conn:
+            self._lock_keys(conn, *sorted(set(source_keys)))
             existing = self._receipt_by_key(conn, key)
             if existing is not None:
-                if (existing.kind, existing.to_account) != (PostingKind.MANUAL, to_account):
-                    raise IdempotencyConflict(
-                        key, f"first {existing.kind} to {existing.to_account}"
-                    )
+                settled_with = (
+                    existing.from_account
+                    if existing.to_account == CLEARING_ACCOUNT
+                    else existing.to_account
+                )
+                if (existing.kind, settled_with) != (PostingKind.MANUAL, to_account):
+                    raise IdempotencyConflict(key, f"first {existing.kind} with {settled_with}")
                 return _replayed(existing)
             held = Decimal("0.00")
             for source_key in source_keys:
@@ -214,19 +229,26 @@ class SqlLedgerStore(abc.ABC):
                     held += receipt.amount
                 elif receipt is not None and receipt.from_account == CLEARING_ACCOUNT:
                     held -= receipt.amount
-            if held < 0:
-                raise IdempotencyConflict(key, f"clearing is short {-held:.2f} for these postings")
             if held == 0:
                 return None
+            if held < 0 and to_account != EXTERNAL_ACCOUNT:
+                raise IdempotencyConflict(
+                    key,
+                    f"these postings took {-held:.2f} out of clearing: only EXTERNAL can "
+                    "make that good, never a customer",
+                )
             if to_account != EXTERNAL_ACCOUNT:
                 self._require_customer(conn, to_account, lock=True)
+            # Money the postings left in clearing goes out; money they paid out
+            # of clearing (a credit at a destination bank that stays paid)
+            # comes back in from outside, settled between the banks by hand.
             return self._post(
                 conn,
                 key=key,
                 kind=PostingKind.MANUAL,
-                from_account=CLEARING_ACCOUNT,
-                to_account=to_account,
-                amount=held,
+                from_account=CLEARING_ACCOUNT if held > 0 else EXTERNAL_ACCOUNT,
+                to_account=to_account if held > 0 else CLEARING_ACCOUNT,
+                amount=abs(held),
                 memo=memo,
             )
 
@@ -263,6 +285,7 @@ class SqlLedgerStore(abc.ABC):
         amount = parse_amount(amount)
         customer = to_account if from_account == CLEARING_ACCOUNT else from_account
         with self._transaction() as conn:
+            self._lock_keys(conn, key)
             replay = self._replay(conn, key, kind, from_account, to_account, amount)
             if replay is not None:
                 return replay
@@ -283,6 +306,7 @@ class SqlLedgerStore(abc.ABC):
         `original_key` can never apply.
         """
         with self._transaction() as conn:
+            self._lock_keys(conn, original_key)
             existing = self._receipt_by_key(conn, key)
             if existing is not None:
                 if existing.reverses != original_key:
@@ -463,12 +487,15 @@ class SqlLedgerStore(abc.ABC):
         to_account: str,
         amount: Decimal,
     ) -> Receipt | None:
-        """The first receipt if `key` already applied; StepVoided if it was voided."""
+        """The first receipt if `key` already applied; StepVoided or StepReversed if undone."""
         existing = self._receipt_by_key(conn, key)
         if existing is None:
             if self._exec(conn, "SELECT 1 FROM voids WHERE key = ?", key).fetchone():
                 raise StepVoided(key)
             return None
+        reversal = self._exec(conn, "SELECT key FROM postings WHERE reverses = ?", key).fetchone()
+        if reversal is not None:
+            raise StepReversed(key, reversal[0])
         wanted = (kind, from_account, to_account, amount)
         found = (existing.kind, existing.from_account, existing.to_account, existing.amount)
         if wanted != found:

@@ -123,6 +123,10 @@ UNKNOWN_OPERATOR = "unknown (not given)"
 #: transfers parked before it existed replay without that activity.
 OPERATOR_LOG_PATCH = "operator-log"
 
+#: The `workflow.patched` id of refusing `retry` once a settlement by hand has
+#: begun: transfers that retried after a failed resolve before it replay as they ran.
+SETTLEMENT_BEGUN_PATCH = "retry-refused-after-settlement"
+
 #: The steps whose postings a manual settlement looks at.
 _LEDGER_STEPS = ["debit", "credit", "reverse_debit", "reverse_credit"]
 
@@ -274,6 +278,9 @@ class TransferState(BaseModel):
     compensation_errors: list[StepError] = []
     pending_compensations: list[str] = []
     operator_actions: list[OperatorAction] = []
+    #: A resolve failed part-way: its settlement may have posted at a bank,
+    #: so only `resolve` (idempotent) may finish the transfer, never `retry`.
+    settlement_begun: bool = False
 
     def step(self, name: str) -> StepState:
         """The step called `name` (KeyError if it has not been added)."""
@@ -663,6 +670,10 @@ class TransferWorkflow:
                     failure = None
                 else:
                     self._log_action(action, f"settlement failed: {self._state.steps[-1].error}")
+                    if workflow.patched(SETTLEMENT_BEGUN_PATCH):
+                        # A compensation now would refund money the settlement
+                        # may already have paid out of clearing.
+                        self._state.settlement_begun = True
             action.done = True
 
     async def _try_compensate(self) -> CompensationError | None:
@@ -676,7 +687,8 @@ class TransferWorkflow:
 
     def _park(self, failure: CompensationError) -> None:
         self._state.compensation_errors = [_error_of(f.error) for f in failure.failures]
-        self._state.pending_compensations = failure.pending
+        # Once a settlement by hand has begun, no compensation will run again.
+        self._state.pending_compensations = [] if self._state.settlement_begun else failure.pending
         self._set_status(TransferStatus.NEEDS_ATTENTION)
         workflow.logger.warning(
             "Transfer needs attention: %s; pending %s", _failures(failure), failure.pending
@@ -782,6 +794,14 @@ class TransferWorkflow:
                 f"Transfer {self._state.transfer_id} is {self._state.status}; "
                 f"{action} is only for a transfer in needs_attention",
                 type="NotNeedsAttention",
+                non_retryable=True,
+            )
+        if action == "retry" and self._state.settlement_begun:
+            raise ApplicationError(
+                f"Transfer {self._state.transfer_id} is being settled by hand (a resolve failed "
+                "part-way and may have posted): finish it with resolve, which posts nothing "
+                "twice; retry would refund money the settlement paid out",
+                type="SettlementBegun",
                 non_retryable=True,
             )
 

@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailed
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities import LedgerActivities, StepInput, StepResult
+from activities import LedgerActivities, SettleInput, SettleResult, StepInput, StepResult
 from app.transfers import start_transfer, wait_outcome
 from app.worker import running_bank_worker, running_workflow_worker
 from ledger import CLEARING_ACCOUNT, LedgerStore, open_store
@@ -23,6 +23,7 @@ from ledger.audit import audit_banks
 from tests.workflows.helpers import wait_for_status
 from workflows.transfer import (
     ResolveRequest,
+    RetryRequest,
     StepStatus,
     TransferRequest,
     TransferStatus,
@@ -277,6 +278,151 @@ async def test_a_parked_cross_bank_transfer_is_settled_at_each_of_its_banks(
     assert Decimal("0.00") == balance(banks["north"], CLEARING_ACCOUNT)
     # EXTERNAL paid out the openings (-1500.00) and took the 60.00 paid by cheque.
     assert Decimal("-1440.00") == balance(banks["north"], "EXTERNAL")
+    audited(banks)
+
+
+async def test_a_resolve_that_failed_part_way_is_finished_by_resolve_never_by_retry(
+    client: Client, banks: dict[str, LedgerStore]
+) -> None:
+    """North settled, south's settlement failed: a retry would refund Alice a second time.
+
+    After the failed resolve north's clearing is already paid out by cheque;
+    refunding Alice from it (retry once she is unfrozen) would pay the 60.00
+    twice. Retry is refused; a second resolve replays north and settles south.
+    """
+    real_south = LedgerActivities(banks["south"])
+    south_down = True
+
+    @activity.defn(name="credit")
+    def freezing_credit(step: StepInput) -> StepResult:
+        banks["north"].freeze_account("NORTH-001")
+        return real_south.credit(step)  # SOUTH-404: refused
+
+    @activity.defn(name="settle_manually")
+    def flaky_settle(request: SettleInput) -> SettleResult:
+        if south_down:
+            raise ApplicationError("south's ledger is down", type="LedgerDown", non_retryable=True)
+        return real_south.settle_manually(request)
+
+    task_queue = f"banks-{uuid.uuid4()}"
+    async with (
+        running_workflow_worker(client, task_queue=task_queue),
+        running_bank_worker(client, banks["north"], bank="north", workflow_task_queue=task_queue),
+        running_bank_worker(
+            client,
+            banks["south"],
+            bank="south",
+            workflow_task_queue=task_queue,
+            replacements={"credit": freezing_credit, "settle_manually": flaky_settle},
+        ),
+    ):
+        handle = await _start(client, task_queue, cross("NORTH-001", "SOUTH-404", "60"))
+        await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
+        first = await handle.execute_update(
+            TransferWorkflow.resolve, ResolveRequest(note="Paid by cheque 77", operator="dana")
+        )
+        assert (TransferStatus.NEEDS_ATTENTION, True, []) == (
+            first.status,
+            first.settlement_begun,
+            first.pending_compensations,
+        )
+        assert Decimal("0.00") == balance(banks["north"], CLEARING_ACCOUNT)  # north paid out
+        banks["north"].unfreeze_account("NORTH-001")
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(TransferWorkflow.retry, RetryRequest(operator="dana"))
+        assert "SettlementBegun" == refused.value.cause.type  # type: ignore[attr-defined]
+        south_down = False
+        state = await handle.execute_update(
+            TransferWorkflow.resolve, ResolveRequest(note="Paid by cheque 77", operator="dana")
+        )
+        outcome = await wait_outcome(handle)
+    assert ("resolved", TransferStatus.RESOLVED) == (outcome.status, state.status)
+    assert [("debit", "debit"), ("settle_manually", "manual")] == postings(
+        banks["north"], handle.id
+    )
+    assert Decimal("940.00") == balance(banks["north"], "NORTH-001")
+    assert Decimal("0.00") == balance(banks["north"], CLEARING_ACCOUNT)
+    assert Decimal("-1440.00") == balance(banks["north"], "EXTERNAL")
+    audited(banks)
+
+
+async def test_a_credit_that_stays_paid_is_settled_at_both_banks(
+    client: Client, banks: dict[str, LedgerStore]
+) -> None:
+    """Carol keeps a credit her frozen account cannot give back: each bank settles its side."""
+    real_south = LedgerActivities(banks["south"])
+
+    @activity.defn(name="credit")
+    def credit_then_fail(step: StepInput) -> StepResult:
+        real_south.credit(step)  # applied, but the worker loses the answer for good
+        banks["south"].freeze_account("SOUTH-001")
+        raise ApplicationError("reply lost", type="ReplyLost", non_retryable=True)
+
+    task_queue = f"banks-{uuid.uuid4()}"
+    async with (
+        running_workflow_worker(client, task_queue=task_queue),
+        running_bank_worker(client, banks["north"], bank="north", workflow_task_queue=task_queue),
+        running_bank_worker(
+            client,
+            banks["south"],
+            bank="south",
+            workflow_task_queue=task_queue,
+            replacements={"credit": credit_then_fail},
+        ),
+    ):
+        handle = await _start(client, task_queue, cross("NORTH-001", "SOUTH-001", "60"))
+        parked = await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
+        state = await handle.execute_update(
+            TransferWorkflow.resolve, ResolveRequest(note="Settled by wire 9", operator="dana")
+        )
+        outcome = await wait_outcome(handle)
+    assert ["AccountFrozen"] == [e.type for e in parked.compensation_errors]
+    assert ("resolved", TransferStatus.RESOLVED) == (outcome.status, state.status)
+    # North's 60.00 went out by hand, south's clearing was refilled from outside.
+    assert ("settle_manually", "manual") == postings(banks["north"], handle.id)[-1]
+    assert ("settle_manually", "manual") == postings(banks["south"], handle.id)[-1]
+    assert (Decimal("940.00"), Decimal("360.00")) == (
+        balance(banks["north"], "NORTH-001"),
+        balance(banks["south"], "SOUTH-001"),
+    )
+    assert (Decimal("0.00"), Decimal("0.00")) == (
+        balance(banks["north"], CLEARING_ACCOUNT),
+        balance(banks["south"], CLEARING_ACCOUNT),
+    )
+    audited(banks)
+
+
+async def test_a_second_run_after_a_never_started_credit_moves_nothing(
+    dev_env: WorkflowEnvironment, banks: dict[str, LedgerStore]
+) -> None:
+    """The skipped credit was never voided; a new run under the id still cannot pay it out.
+
+    The first run refunded Alice without voiding the credit (no worker ever
+    took it). A second run under the same id (plain Temporal allows one once
+    the first closed) must not take the reversed debit for done.
+    """
+    client = dev_env.client
+    transfer_id = f"x-{uuid.uuid4()}"
+    request = cross("NORTH-001", "SOUTH-001", "25", deadline_seconds=3)
+    async with topology(client, banks, up=("north",)) as tq:
+        handle, _ = await start_transfer(client, request, transfer_id=transfer_id, task_queue=tq)
+        first = await wait_outcome(handle)
+    async with topology(client, banks) as tq:
+        second = await client.start_workflow(
+            TransferWorkflow.run, request, id=transfer_id, task_queue=tq
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await second.result()
+    assert ("compensated", "DeadlineExceeded") == (first.status, first.error_type)
+    assert "StepReversed" == failure.value.cause.type  # type: ignore[attr-defined]
+    assert [("debit", "debit"), ("reverse_debit", "reversal")] == postings(
+        banks["north"], transfer_id
+    )
+    assert [] == postings(banks["south"], transfer_id)
+    assert (Decimal("1000.00"), Decimal("300.00")) == (
+        balance(banks["north"], "NORTH-001"),
+        balance(banks["south"], "SOUTH-001"),
+    )
     audited(banks)
 
 

@@ -3,6 +3,7 @@
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +30,7 @@ from ledger import (
     LedgerStore,
     OperatorActionKind,
     PostingKind,
+    StepReversed,
     StepVoided,
     open_store,
 )
@@ -37,7 +39,13 @@ from ledger import sqlite as sqlite_store
 from ledger.postgres import PostgresLedgerStore, split_schema
 from ledger.sql import SqlLedgerStore
 from ledger.sqlite import SqliteLedgerStore
-from tests.conftest import OPENING, balances, opening_balances, postgres_schema_url
+from tests.conftest import (
+    OPENING,
+    POSTGRES_URL,
+    balances,
+    opening_balances,
+    postgres_schema_url,
+)
 
 StoreFactory = Callable[..., LedgerStore]
 
@@ -220,6 +228,100 @@ def test_reversing_a_key_that_never_applied_voids_it(ledger: LedgerStore) -> Non
         ledger.reverse("t1/second_void", original_key="t1/debit")
 
 
+@pytest.mark.parametrize("step", ["debit", "credit"])
+def test_a_reversed_step_never_applies_or_counts_as_applied_again(
+    ledger: LedgerStore, step: str
+) -> None:
+    """Once reversed, a key is refused: a second run of the transfer cannot take it for done."""
+    ledger.debit("t0/debit", "ACC-003", Decimal("50"))  # money in clearing for the credit
+    post = ledger.debit if step == "debit" else ledger.credit
+    account = "ACC-001" if step == "debit" else "ACC-002"
+    post(f"t1/{step}", account, Decimal("50"))
+    ledger.reverse(f"t1/reverse_{step}", original_key=f"t1/{step}")
+    before = balances(ledger)
+    with pytest.raises(StepReversed, match=f"t1/{step} was reversed by t1/reverse_{step}"):
+        post(f"t1/{step}", account, Decimal("50"))
+    assert before == balances(ledger)
+
+
+@pytest.mark.parametrize("step", ["debit", "credit"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_late_step_and_its_void_never_both_commit(
+    kind: str, step: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A step stalled on a busy account races the void of its compensation: one wins, not both.
+
+    The stalled attempt has already looked for a void and found none when
+    the compensation, finding no posting, writes one; unless the two take
+    turns on the key, the attempt then commits too and the money it moved is
+    never given back.
+    """
+    if kind == "postgres":
+        url = postgres_schema_url(request.getfixturevalue("postgres_url"))
+    else:
+        url = f"sqlite:///{tmp_path / 'race.db'}"
+    store = open_store(url)
+    try:
+        store.open_account("ACC-001", "Alice", Decimal("1000"))
+        store.open_account("ACC-002", "Bob")
+        store.debit("t0/debit", "ACC-001", Decimal("100"))  # money in clearing for the credit
+        before = balances(store)
+        post = store.debit if step == "debit" else store.credit
+        customer = "ACC-001" if step == "debit" else "ACC-002"
+        outcomes: dict[str, object] = {}
+
+        def attempt(name: str, call: Callable[[], object]) -> threading.Thread:
+            def target() -> None:
+                try:
+                    outcomes[name] = call()
+                except Exception as err:  # the outcome is what the test checks
+                    outcomes[name] = err
+
+            thread = threading.Thread(target=target)
+            thread.start()
+            return thread
+
+        with _busy_account(store, customer):
+            late = attempt("late", lambda: post(f"t1/{step}", customer, Decimal("60")))
+            time.sleep(0.5)
+            assert late.is_alive(), "the late attempt should be waiting for the busy account"
+            undo = attempt(
+                "undo", lambda: store.reverse(f"t1/reverse_{step}", original_key=f"t1/{step}")
+            )
+            time.sleep(0.5)
+        late.join(20)
+        undo.join(20)
+        compensation = outcomes["undo"]
+        assert not isinstance(compensation, Exception), compensation
+        if isinstance(outcomes["late"], StepVoided):
+            assert PostingKind.VOID == compensation.kind  # type: ignore[attr-defined]
+        else:
+            assert not isinstance(outcomes["late"], Exception), outcomes["late"]
+            assert PostingKind.REVERSAL == compensation.kind  # type: ignore[attr-defined]
+        assert before == balances(store)
+    finally:
+        if isinstance(store, PostgresLedgerStore):
+            store.drop_schema()
+        store.close()
+
+
+@contextlib.contextmanager
+def _busy_account(store: LedgerStore, account_id: str) -> Iterator[None]:
+    """Another transaction holds the account (its row in PostgreSQL, the write lock in SQLite)."""
+    if isinstance(store, PostgresLedgerStore):
+        conninfo, schema = split_schema(POSTGRES_URL + f"?schema={store.schema}")
+        with psycopg.connect(conninfo, options=f"-c search_path={schema}") as conn:
+            conn.execute("SELECT 1 FROM accounts WHERE id = %s FOR UPDATE", (account_id,))
+            yield
+            conn.rollback()
+        return
+    assert isinstance(store, SqliteLedgerStore)
+    with contextlib.closing(sqlite3.connect(store.path, isolation_level=None)) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+        conn.execute("ROLLBACK")
+
+
 def test_taking_back_a_spent_credit_is_refused(ledger: LedgerStore) -> None:
     """Reversing a credit the customer already spent cannot take them below zero."""
     ledger.debit("t1/debit", "ACC-001", Decimal("300"))
@@ -359,6 +461,35 @@ def test_manual_settlement_moves_what_a_transfer_left_in_clearing(ledger: Ledger
         ledger.settle_manually("t1/settle", source_keys=keys, to_account="ACC-003", memo=note)
     with pytest.raises(InvalidMemo):
         ledger.settle_manually("t3/settle", source_keys=keys, to_account="EXTERNAL", memo=" ")
+
+
+def test_manual_settlement_makes_good_from_outside_what_a_transfer_paid_out(
+    ledger: LedgerStore,
+) -> None:
+    """A credit that stays paid emptied clearing (at a destination bank): EXTERNAL refills it."""
+    ledger.debit("t0/debit", "ACC-003", Decimal("80"))  # the source bank's side, as it were
+    ledger.credit("t1/credit", "ACC-002", Decimal("80"))
+    keys = ["t1/debit", "t1/credit", "t1/reverse_debit", "t1/reverse_credit"]
+    with pytest.raises(IdempotencyConflict, match="only EXTERNAL"):
+        ledger.settle_manually("t1/settle", source_keys=keys, to_account="ACC-001", memo="no")
+    first = ledger.settle_manually(
+        "t1/settle", source_keys=keys, to_account="EXTERNAL", memo="wire"
+    )
+    again = ledger.settle_manually(
+        "t1/settle", source_keys=keys, to_account="EXTERNAL", memo="wire"
+    )
+    assert first is not None
+    assert again is not None
+    assert (PostingKind.MANUAL, "EXTERNAL", "CLEARING", Decimal("80.00"), False) == (
+        first.kind,
+        first.from_account,
+        first.to_account,
+        first.amount,
+        first.replayed,
+    )
+    assert again.replayed
+    assert Decimal("80.00") == balances(ledger)["CLEARING"]  # t0's 80 still in flight
+    assert Decimal("80.00") == balances(ledger)["ACC-002"] - Decimal(OPENING["ACC-002"][1])
 
 
 def test_manual_settlement_of_nothing_moves_nothing(ledger: LedgerStore) -> None:

@@ -275,6 +275,30 @@ async def test_a_rerun_of_a_closed_id_replays_receipts_instead_of_moving_money(
     assert Decimal("900.00") == balances(store)["ACC-001"]
 
 
+async def test_a_rerun_of_a_refunded_transfer_stops_at_the_reversed_debit(
+    client: Client, store: LedgerStore
+) -> None:
+    """A second run of a compensated transfer fails at once: a reversed key is never 'done'."""
+    transfer_id = new_id()
+    req = request("ACC-001", "ACC-999", "100")  # the credit fails: refunded
+    async with transfer_worker(client, store) as tq:
+        first, _ = await run(client, tq, req, transfer_id)
+        second, state = await run(client, tq, req, transfer_id)
+    assert isinstance(first, WorkflowFailureError)
+    assert isinstance(second, WorkflowFailureError)
+    assert ("AccountNotFound", "StepReversed") == (
+        first.cause.type,  # type: ignore[attr-defined]
+        second.cause.type,  # type: ignore[attr-defined]
+    )
+    assert ("compensated", "skipped") == (state.step("debit").status, state.step("credit").status)
+    assert [
+        ("debit", "debit"),
+        ("reverse_credit", "void"),
+        ("reverse_debit", "reversal"),
+    ] == postings_of(store, transfer_id)
+    assert opening_balances() == balances(store)
+
+
 async def test_reusing_an_id_for_a_different_transfer_is_refused(
     client: Client, store: LedgerStore
 ) -> None:
