@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from temporalio.workflow import NondeterminismError
 
-from activities import LedgerActivities, StepInput, StepResult
+from activities import LedgerActivities, SettleInput, SettleResult, StepInput, StepResult
 from app.encryption import ENCODING, EncryptionCodec
 from ledger import LedgerStore
 from tests.keys import TEST_CONVERTER, TEST_RING
@@ -27,6 +28,7 @@ from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import freezing_credit, new_id, park
 from workflows.transfer import (
     OPERATOR_LOG_PATCH,
+    SETTLEMENT_BEGUN_PATCH,
     LowLatencyTransferWorkflow,
     ResolveRequest,
     RetryRequest,
@@ -150,6 +152,44 @@ async def test_a_history_with_the_operator_log_replays(client: Client, store: Le
         == "record_operator_action"
     ]
     assert 2 == len(logged)
+    replayer = Replayer(
+        workflows=[TransferWorkflow, LowLatencyTransferWorkflow], data_converter=TEST_CONVERTER
+    )
+    result = await replayer.replay_workflow(history)
+    assert result.replay_failure is None
+
+
+async def test_a_resolve_that_failed_part_way_carries_its_patch_and_replays(
+    client: Client, store: LedgerStore
+) -> None:
+    """A failed resolve marks the transfer (behind its patch); the history with it replays."""
+    real = LedgerActivities(store)
+    failures = [ApplicationError("ledger down", type="LedgerDown", non_retryable=True)]
+
+    @activity.defn(name="settle_manually")
+    def settle_once_down(request: SettleInput) -> SettleResult:
+        if failures:
+            raise failures.pop()
+        return real.settle_manually(request)
+
+    transfer_id = new_id()
+    async with transfer_worker(
+        client, store, credit=freezing_credit(store), settle_manually=settle_once_down
+    ) as tq:
+        handle = await park(client, store, tq, transfer_id)
+        failed = await handle.execute_update(TransferWorkflow.resolve, ResolveRequest(note="x"))
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(TransferWorkflow.retry, RetryRequest())
+        await handle.execute_update(TransferWorkflow.resolve, ResolveRequest(note="x"))
+        history = await handle.fetch_history()
+
+    assert failed.settlement_begun
+    patches = [
+        e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    ]
+    assert any(SETTLEMENT_BEGUN_PATCH.encode() in data for data in patches)
     replayer = Replayer(
         workflows=[TransferWorkflow, LowLatencyTransferWorkflow], data_converter=TEST_CONVERTER
     )
