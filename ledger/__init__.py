@@ -20,6 +20,7 @@ from ledger.errors import (
     LedgerUnavailable,
     SameAccount,
     StepReversed,
+    StepSettled,
     StepVoided,
 )
 from ledger.models import (
@@ -74,6 +75,7 @@ __all__ = [
     "Receipt",
     "SameAccount",
     "StepReversed",
+    "StepSettled",
     "StepVoided",
     "format_amount",
     "open_store",

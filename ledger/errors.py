@@ -138,6 +138,20 @@ class StepReversed(LedgerError):
         self.reversal_key = reversal_key
 
 
+class StepSettled(LedgerError):
+    """An operator settled the transfer by hand: its steps move no money any more.
+
+    A settlement takes over the keys of the transfer's steps, so a late
+    refund, or a second run of the transfer, cannot move money the operator
+    has already accounted for.
+    """
+
+    def __init__(self, key: str, settlement_key: str) -> None:
+        super().__init__(f"Step {key} was settled by hand ({settlement_key}) and cannot apply")
+        self.key = key
+        self.settlement_key = settlement_key
+
+
 class IdempotencyConflict(LedgerError):
     """A key was reused for a different posting (or operator record).
 

@@ -21,7 +21,7 @@ from ledger.models import CLEARING_OWNER, validate_owner
 from ledger.sql import Connection, SqlLedgerStore
 
 #: Bumped whenever the schema changes; stored in the ledger_schema table.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_schema (version INTEGER NOT NULL);
@@ -80,8 +80,17 @@ CREATE TRIGGER operator_log_no_truncate BEFORE TRUNCATE ON operator_log
     FOR EACH STATEMENT EXECUTE FUNCTION operator_log_append_only();
 """
 
+#: Version 3: the keys an operator's settlement took over (they move no money again).
+SETTLED = """
+CREATE TABLE IF NOT EXISTS settled (
+    key             TEXT PRIMARY KEY,
+    settlement_key  TEXT NOT NULL,
+    settled_at      TIMESTAMPTZ NOT NULL
+);
+"""
+
 #: What takes a ledger from the version before each key to that version.
-MIGRATIONS = {2: OPERATOR_LOG}
+MIGRATIONS = {2: OPERATOR_LOG, 3: SETTLED}
 
 #: Errors after which the same call may well succeed: a lost connection, a
 #: deadlock or serialization failure, or two attempts of one key racing (the
@@ -137,8 +146,15 @@ class PostgresLedgerStore(SqlLedgerStore):
         self._display = urlsplit(conninfo)._replace(netloc=urlsplit(conninfo).hostname or "")
         kwargs = {"options": f"-c search_path={schema}"} if schema else {}
         if schema:
-            with psycopg.connect(conninfo, autocommit=True) as conn:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            try:
+                with psycopg.connect(conninfo, autocommit=True) as conn, conn.transaction():
+                    # Two workers creating one schema at once: the loser of
+                    # an unlocked CREATE SCHEMA IF NOT EXISTS gets a unique
+                    # violation, so they take turns as the migration does.
+                    conn.execute("SELECT pg_advisory_xact_lock(7411)")
+                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            except psycopg.OperationalError as err:
+                raise LedgerUnavailable(f"Cannot connect to PostgreSQL at {self}: {err}") from err
         self._pool = ConnectionPool(
             conninfo, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False
         )
@@ -146,7 +162,11 @@ class PostgresLedgerStore(SqlLedgerStore):
             self._pool.open(wait=True, timeout=10)
         except PoolTimeout as err:
             raise LedgerUnavailable(f"Cannot connect to PostgreSQL at {self}: {err}") from err
-        self._migrate()
+        try:
+            self._migrate()
+        except (PoolTimeout, psycopg.OperationalError) as err:
+            self._pool.close()
+            raise LedgerUnavailable(f"Cannot prepare the ledger at {self}: {err}") from err
 
     def __repr__(self) -> str:
         where = urlunsplit(self._display)
@@ -159,7 +179,8 @@ class PostgresLedgerStore(SqlLedgerStore):
             conn.execute(SCHEMA)
             row = conn.execute("SELECT version FROM ledger_schema").fetchone()
             if row is None:
-                conn.execute(OPERATOR_LOG)
+                for migration in MIGRATIONS.values():
+                    conn.execute(migration)
                 conn.execute("INSERT INTO ledger_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
             elif 1 <= row[0] < SCHEMA_VERSION:
                 # Upgrade in place, in this transaction: all of it or none.
@@ -184,6 +205,15 @@ class PostgresLedgerStore(SqlLedgerStore):
             raise LedgerUnavailable(f"No PostgreSQL connection available: {err}") from err
         except _TRANSIENT as err:
             raise LedgerUnavailable(f"Ledger error: {type(err).__name__}: {err}") from err
+
+    @contextmanager
+    def _read_transaction(self) -> Iterator[Connection]:
+        # One snapshot for every statement of the read (an audit reads
+        # accounts, postings and voids separately; at Read Committed a
+        # transfer committing in between shows up in one and not the other).
+        with self._transaction() as conn:
+            self._exec(conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield conn
 
     def _lock_keys(self, conn: Connection, *keys: str) -> None:
         # Transaction-scoped advisory locks, named by a 64-bit hash of the key

@@ -26,6 +26,7 @@ from ledger.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     StepReversed,
+    StepSettled,
     StepVoided,
 )
 from ledger.models import (
@@ -89,6 +90,10 @@ class SqlLedgerStore(abc.ABC):
     def _exec(self, conn: Connection, statement: str, *params: Any) -> Cursor:
         return conn.execute(self._sql(statement), params)
 
+    def _read_transaction(self) -> AbstractContextManager[Connection]:
+        """A transaction for reads that must see one state of the ledger throughout."""
+        return self._transaction()
+
     @abc.abstractmethod
     def _lock_keys(self, conn: Connection, *keys: str) -> None:
         """Hold `keys` until the transaction ends, against every other call on them.
@@ -150,16 +155,19 @@ class SqlLedgerStore(abc.ABC):
         owner = validate_owner(owner)
         amount = parse_amount(opening_balance, allow_zero=True)
         with self._transaction() as conn:
-            if self._account_row(conn, account_id) is not None:
-                raise AccountExists(account_id)
-            self._exec(
+            # Not a read then an insert: two openings of one id at once would
+            # both pass the read, and the loser's unique violation would look
+            # like a database fault.
+            inserted = self._exec(
                 conn,
                 "INSERT INTO accounts (id, owner, kind, balance, status, created_at)"
-                " VALUES (?, ?, 'customer', 0, 'open', ?)",
+                " VALUES (?, ?, 'customer', 0, 'open', ?) ON CONFLICT (id) DO NOTHING RETURNING id",
                 account_id,
                 owner,
                 self._now(),
-            )
+            ).fetchone()
+            if inserted is None:
+                raise AccountExists(account_id)
             if amount > 0:
                 self._post(
                     conn,
@@ -174,7 +182,8 @@ class SqlLedgerStore(abc.ABC):
     def close_account(self, account_id: str) -> Account:
         """Close a customer account whose balance is zero."""
         with self._transaction() as conn:
-            account = self._require_customer(conn, account_id)
+            # Locked, so no posting can land between this read and the update.
+            account = self._require_customer(conn, account_id, lock=True)
             if account.balance != 0:
                 raise AccountNotEmpty(account_id, account.balance)
             self._exec(conn, "UPDATE accounts SET status = 'closed' WHERE id = ?", account_id)
@@ -206,6 +215,10 @@ class SqlLedgerStore(abc.ABC):
         (a cheque, a wire from another system). The amount is computed here,
         in the same transaction, from the ledger itself.
 
+        The settlement takes over `source_keys`: from then on none of them
+        applies, reverses or replays as done (`StepSettled`), so a late
+        refund or a second run of the transfer cannot move the money again.
+
         Returns:
             The posting, or None when those postings left nothing in clearing.
         """
@@ -221,6 +234,8 @@ class SqlLedgerStore(abc.ABC):
                 )
                 if (existing.kind, settled_with) != (PostingKind.MANUAL, to_account):
                     raise IdempotencyConflict(key, f"first {existing.kind} with {settled_with}")
+            self._take_over(conn, key, source_keys)
+            if existing is not None:
                 return _replayed(existing)
             held = Decimal("0.00")
             for source_key in source_keys:
@@ -312,6 +327,10 @@ class SqlLedgerStore(abc.ABC):
                 if existing.reverses != original_key:
                     raise IdempotencyConflict(key, f"it reverses {existing.reverses}")
                 return _replayed(existing)
+            for taken in (original_key, key):
+                settlement = self._settled_by(conn, taken)
+                if settlement is not None:
+                    raise StepSettled(taken, settlement)
             other = self._exec(
                 conn,
                 "SELECT key FROM postings WHERE reverses = ?"
@@ -354,7 +373,7 @@ class SqlLedgerStore(abc.ABC):
 
     def snapshot(self) -> tuple[list[Account], list[Receipt]]:
         """Every account and every receipt, read in one transaction (for audits)."""
-        with self._transaction() as conn:
+        with self._read_transaction() as conn:
             rows = self._exec(
                 conn, "SELECT id, owner, kind, balance, status FROM accounts ORDER BY kind, id"
             ).fetchall()
@@ -364,12 +383,12 @@ class SqlLedgerStore(abc.ABC):
 
     def find_receipt(self, key: str) -> Receipt | None:
         """The receipt of a key (posting or void), or None."""
-        with self._transaction() as conn:
+        with self._read_transaction() as conn:
             return self._receipt_by_key(conn, key)
 
     def receipts(self) -> list[Receipt]:
         """Every posting and void, oldest first."""
-        with self._transaction() as conn:
+        with self._read_transaction() as conn:
             return self._receipts(conn)
 
     def _receipts(self, conn: Connection) -> list[Receipt]:
@@ -478,6 +497,26 @@ class SqlLedgerStore(abc.ABC):
         _require_open(account.id, account.status)
         return account
 
+    def _settled_by(self, conn: Connection, key: str) -> str | None:
+        """The settlement that took `key` over, if one did."""
+        row = self._exec(conn, "SELECT settlement_key FROM settled WHERE key = ?", key).fetchone()
+        return None if row is None else str(row[0])
+
+    def _take_over(self, conn: Connection, settlement_key: str, source_keys: Sequence[str]) -> None:
+        """Mark `source_keys` as settled by `settlement_key` (StepSettled if another did)."""
+        for source_key in dict.fromkeys(source_keys):
+            other = self._settled_by(conn, source_key)
+            if other is None:
+                self._exec(
+                    conn,
+                    "INSERT INTO settled (key, settlement_key, settled_at) VALUES (?, ?, ?)",
+                    source_key,
+                    settlement_key,
+                    self._now(),
+                )
+            elif other != settlement_key:
+                raise StepSettled(source_key, other)
+
     def _replay(
         self,
         conn: Connection,
@@ -487,7 +526,10 @@ class SqlLedgerStore(abc.ABC):
         to_account: str,
         amount: Decimal,
     ) -> Receipt | None:
-        """The first receipt if `key` already applied; StepVoided or StepReversed if undone."""
+        """The first receipt if `key` already applied; StepVoided, StepReversed or StepSettled."""
+        settlement = self._settled_by(conn, key)
+        if settlement is not None:
+            raise StepSettled(key, settlement)
         existing = self._receipt_by_key(conn, key)
         if existing is None:
             if self._exec(conn, "SELECT 1 FROM voids WHERE key = ?", key).fetchone():

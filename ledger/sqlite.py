@@ -65,12 +65,21 @@ BEGIN
 END;
 """
 
+#: Version 3: the keys an operator's settlement took over (they move no money again).
+SETTLED = """
+CREATE TABLE IF NOT EXISTS settled (
+    key             TEXT PRIMARY KEY,
+    settlement_key  TEXT NOT NULL,
+    settled_at      TEXT NOT NULL
+);
+"""
+
 #: Bumped whenever the schema changes; stored in SQLite's user_version.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: What takes a ledger from the version before each key to that version.
 #: Idempotent, so two processes upgrading one file at once do no harm.
-MIGRATIONS = {2: OPERATOR_LOG}
+MIGRATIONS = {2: OPERATOR_LOG, 3: SETTLED}
 
 #: How long a writer waits for another writer's lock before giving up (ms).
 BUSY_TIMEOUT_MS = 10_000
@@ -101,7 +110,7 @@ class SqliteLedgerStore(SqlLedgerStore):
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'accounts'"
             ).fetchone()[0]
             if not has_tables:
-                script = SCHEMA + OPERATOR_LOG
+                script = SCHEMA + "".join(MIGRATIONS.values())
             elif 1 <= version <= SCHEMA_VERSION:
                 script = "".join(MIGRATIONS[v] for v in range(version + 1, SCHEMA_VERSION + 1))
             else:

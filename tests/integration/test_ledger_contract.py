@@ -31,11 +31,13 @@ from ledger import (
     OperatorActionKind,
     PostingKind,
     StepReversed,
+    StepSettled,
     StepVoided,
     open_store,
 )
 from ledger import postgres as postgres_store
 from ledger import sqlite as sqlite_store
+from ledger.audit import audit
 from ledger.postgres import PostgresLedgerStore, split_schema
 from ledger.sql import SqlLedgerStore
 from ledger.sqlite import SqliteLedgerStore
@@ -492,6 +494,118 @@ def test_manual_settlement_makes_good_from_outside_what_a_transfer_paid_out(
     assert Decimal("80.00") == balances(ledger)["ACC-002"] - Decimal(OPENING["ACC-002"][1])
 
 
+def test_a_settled_transfer_moves_no_money_again(ledger: LedgerStore) -> None:
+    """After a settlement its keys are taken: no late refund, no rerun, no second settlement."""
+    ledger.debit("t1/debit", "ACC-001", Decimal("40"))
+    keys = ["t1/debit", "t1/credit", "t1/reverse_debit", "t1/reverse_credit"]
+    ledger.settle_manually("t1/settle", source_keys=keys, to_account="EXTERNAL", memo="cheque")
+    after = balances(ledger)
+    with pytest.raises(StepSettled, match=r"t1/debit was settled by hand \(t1/settle\)"):
+        ledger.reverse("t1/reverse_debit", original_key="t1/debit")  # a late refund
+    with pytest.raises(StepSettled):
+        ledger.debit("t1/debit", "ACC-001", Decimal("40"))  # a second run: not "done"
+    with pytest.raises(StepSettled):
+        ledger.credit("t1/credit", "ACC-002", Decimal("40"))  # a second run's credit
+    with pytest.raises(StepSettled):
+        ledger.settle_manually("t1/again", source_keys=keys, to_account="EXTERNAL", memo="2nd")
+    replay = ledger.settle_manually(
+        "t1/settle", source_keys=keys, to_account="EXTERNAL", memo="cheque"
+    )
+    assert replay is not None
+    assert replay.replayed
+    assert after == balances(ledger)
+    assert Decimal("960.00") == after["ACC-001"]
+
+
+def test_an_account_is_never_closed_with_money_in_it(make_store: StoreFactory) -> None:
+    """A close racing credits: every account that ends closed is empty."""
+    ledger = make_store()
+    ledger.open_account("SRC-1", "Source", Decimal("1000"))
+    ledger.debit("t0/debit", "SRC-1", Decimal("1000"))  # money in clearing to pay out
+    errors: list[BaseException] = []
+
+    def race(n: int) -> None:
+        store = make_store()
+        account = f"RACE-{n:02d}"
+        store.open_account(account, "Racer")
+        barrier = threading.Barrier(2)
+
+        def close() -> None:
+            barrier.wait()
+            with contextlib.suppress(AccountNotEmpty):
+                store.close_account(account)
+
+        def credit() -> None:
+            barrier.wait()
+            with contextlib.suppress(AccountClosed):
+                store.credit(f"t{n}/credit", account, Decimal("1"))
+
+        threads = [threading.Thread(target=close), threading.Thread(target=credit)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    for n in range(30):
+        try:
+            race(n)
+        except BaseException as err:  # a ledger error out of a thread ends the test below
+            errors.append(err)
+    assert [] == errors
+    held = [a for a in ledger.list_accounts() if a.status.value == "closed" and a.balance != 0]
+    assert [] == held
+
+
+def test_opening_one_account_twice_at_once_is_account_exists(make_store: StoreFactory) -> None:
+    """Two openings of one id race: one opens it, the other is told it exists."""
+    stores = [make_store() for _ in range(4)]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(stores))
+
+    def open_it(store: LedgerStore) -> None:
+        barrier.wait()
+        try:
+            store.open_account("TWICE-1", "Twice", Decimal("5"))
+            outcomes.append("opened")
+        except AccountExists:
+            outcomes.append("exists")
+
+    threads = [threading.Thread(target=open_it, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert ["exists", "exists", "exists", "opened"] == sorted(outcomes)
+    assert Decimal("5.00") == balances(stores[0])["TWICE-1"]
+
+
+def test_a_snapshot_is_one_state_of_the_ledger_while_transfers_commit(
+    make_store: StoreFactory,
+) -> None:
+    """Snapshots taken while transfers commit each audit clean (one read, one state)."""
+    ledger = make_store()
+    ledger.open_account("SNAP-1", "Snap", Decimal("1000"))
+    ledger.open_account("SNAP-2", "Shot")
+    writer = make_store()
+    stop = threading.Event()
+
+    def transfers() -> None:
+        n = 0
+        while not stop.is_set():
+            writer.debit(f"s{n}/debit", "SNAP-1", Decimal("1"))
+            writer.credit(f"s{n}/credit", "SNAP-2", Decimal("1"))
+            n += 1
+
+    thread = threading.Thread(target=transfers)
+    thread.start()
+    try:
+        findings = [audit(*ledger.snapshot()).findings for _ in range(60)]
+    finally:
+        stop.set()
+        thread.join()
+    assert [] == [f for f in findings if f]
+
+
 def test_manual_settlement_of_nothing_moves_nothing(ledger: LedgerStore) -> None:
     """A transfer whose debit and credit both applied holds nothing in clearing."""
     ledger.debit("t1/debit", "ACC-001", Decimal("80"))
@@ -680,10 +794,10 @@ def _schema_version(store: LedgerStore) -> int:
 def test_a_version_1_ledger_is_upgraded_in_place_and_keeps_its_postings(
     v1_ledger_url: str,
 ) -> None:
-    """Opening a v1 ledger adds the operator log; balances and postings are as they were."""
+    """Opening a v1 ledger adds the operator log and settlements; postings are as they were."""
     store = open_store(v1_ledger_url)
     try:
-        assert 2 == _schema_version(store)
+        assert 3 == _schema_version(store)
         assert [] == store.operator_actions()
         assert {"ACC-001": Decimal("75.00"), "CLEARING": Decimal("25.00")}.items() <= balances(
             store
@@ -695,11 +809,17 @@ def test_a_version_1_ledger_is_upgraded_in_place_and_keeps_its_postings(
         )
     finally:
         store.close()
-    reopened = open_store(v1_ledger_url)  # already at version 2: opens as it is
+    reopened = open_store(v1_ledger_url)  # already at version 3: opens as it is
     try:
-        assert 2 == _schema_version(reopened)
+        assert 3 == _schema_version(reopened)
         assert ["t0/operator/u1"] == [r.key for r in reopened.operator_actions()]
         assert Decimal("100.00") == reopened.get_account("ACC-001").balance
+        keys = ["t0/debit", "t0/reverse_debit"]
+        assert None is reopened.settle_manually(
+            "t0/settle", source_keys=keys, to_account="EXTERNAL", memo="checked"
+        )
+        with pytest.raises(StepSettled):
+            reopened.debit("t0/debit", "ACC-001", Decimal("25"))
     finally:
         reopened.close()
 
