@@ -824,6 +824,34 @@ def test_a_version_1_ledger_is_upgraded_in_place_and_keeps_its_postings(
         reopened.close()
 
 
+def test_workers_starting_together_on_a_new_schema_all_open_it(postgres_url: str) -> None:
+    """Eight stores created at once on one new schema: each opens, one ledger results."""
+    url = postgres_schema_url(postgres_url)
+    opened: list[LedgerStore] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            opened.append(open_store(url))
+        except BaseException as err:  # what the test checks
+            errors.append(err)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert [] == errors
+        assert ["CLEARING", "EXTERNAL"] == sorted(a.id for a in opened[0].list_accounts())
+    finally:
+        opened[0].drop_schema()  # type: ignore[attr-defined]
+        for store in opened:
+            store.close()
+
+
 def test_a_ledger_from_a_newer_build_is_refused(tmp_path: Path) -> None:
     """A schema version this build does not know is not guessed at."""
     path = tmp_path / "v9.db"
