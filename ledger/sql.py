@@ -356,8 +356,11 @@ class SqlLedgerStore(abc.ABC):
             assert original.to_account is not None
             # The refund goes back where the money came from; a frozen or
             # closed account cannot take it, and a customer who spent a
-            # credit cannot return it.
-            for account_id in (original.from_account, original.to_account):
+            # credit cannot return it. Customer rows are locked before
+            # CLEARING, the order a debit or credit takes them in, so a
+            # refund and a posting on the same account never deadlock.
+            accounts = (original.from_account, original.to_account)
+            for account_id in sorted(accounts, key=lambda a: a == CLEARING_ACCOUNT):
                 row = self._account_row(conn, account_id, lock=True)
                 if row is not None:
                     _require_open(account_id, AccountStatus(row[4]))
