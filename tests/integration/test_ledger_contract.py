@@ -588,13 +588,19 @@ def test_a_snapshot_is_one_state_of_the_ledger_while_transfers_commit(
     ledger.open_account("SNAP-2", "Shot")
     writer = make_store()
     stop = threading.Event()
+    written: list[int | BaseException] = []
 
     def transfers() -> None:
         n = 0
-        while not stop.is_set():
-            writer.debit(f"s{n}/debit", "SNAP-1", Decimal("1"))
-            writer.credit(f"s{n}/credit", "SNAP-2", Decimal("1"))
-            n += 1
+        try:
+            while not stop.is_set():  # back and forth, so the money never runs out
+                source, destination = ("SNAP-1", "SNAP-2") if n % 2 == 0 else ("SNAP-2", "SNAP-1")
+                writer.debit(f"s{n}/debit", source, Decimal("1"))
+                writer.credit(f"s{n}/credit", destination, Decimal("1"))
+                n += 1
+        except BaseException as err:  # what the test checks
+            written.append(err)
+        written.append(n)
 
     thread = threading.Thread(target=transfers)
     thread.start()
@@ -604,6 +610,9 @@ def test_a_snapshot_is_one_state_of_the_ledger_while_transfers_commit(
         stop.set()
         thread.join()
     assert [] == [f for f in findings if f]
+    assert 1 == len(written)  # no error, only the count
+    assert isinstance(written[0], int)
+    assert written[0] > 0
 
 
 def test_manual_settlement_of_nothing_moves_nothing(ledger: LedgerStore) -> None:
