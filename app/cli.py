@@ -798,6 +798,13 @@ async def _codec_server(settings: Settings, args: argparse.Namespace) -> int:
         elif args.new_token:
             print(f"Kept the codec token already in {token_source(settings)}")
         print(f"Codec server listening on {url} for the Web UI at {settings.ui_url}")
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(
+                f"warning: plain HTTP on {args.host}: the token, the sign-in cookie and "
+                "decrypted payloads cross the network in the clear; serve it behind a "
+                "TLS-terminating proxy under a host name of its own (README, Security)",
+                file=sys.stderr,
+            )
         if not url.endswith(f":{codec_port(settings)}"):
             print(
                 f"  The Web UI calls TRANSFER_CODEC_URL ({settings.codec_url}), not this "

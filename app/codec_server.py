@@ -178,7 +178,8 @@ def codec_app(
         origin = request.headers.get("Origin")
         allowed = origin is not None and origin in origins
         if origin is not None and not allowed and origin != own_origin(request):
-            logger.warning("refused %s %s from origin %r", request.method, request.path, origin)
+            # The path as sent, quoted: a decoded path could forge log lines.
+            logger.warning("refused %s %r from origin %r", request.method, request.raw_path, origin)
             return _error(403, f"origin {origin} may not call this codec server", Vary="Origin")
         cors = {"Vary": "Origin"}
         if origin is not None and allowed and request.path in CODEC_PATHS:

@@ -19,6 +19,7 @@ from app.encryption import (
     generate_ring,
     read_key_file,
     write_key_file,
+    write_private_file,
 )
 from ledger import LedgerStore, open_store
 from workflows.banks import DEFAULT_TASK_QUEUE, InvalidBankName, bank_of, validate_bank_name
@@ -170,22 +171,19 @@ class Settings:
             ConfigError: No token is configured.
         """
         if self.codec_token:
-            return self.codec_token
+            return _strong_token(self.codec_token, "TRANSFER_CODEC_TOKEN")
         path = self.data_dir / CODEC_TOKEN_FILE_NAME
         if path.exists():
             token = path.read_text().strip()
             if token:
-                return token
+                return _strong_token(token, str(path))
         if not create:
             raise ConfigError(
                 f"The codec server needs a bearer token: set TRANSFER_CODEC_TOKEN or put one in "
                 f"{path} (`python starter.py codec-server --new-token` creates it)"
             )
         token = secrets.token_urlsafe(32)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(token + "\n")
+        write_private_file(path, token + "\n")
         return token
 
     def bank_ledger_url(self, bank: str) -> str:
@@ -229,6 +227,21 @@ def _banks(text: str) -> tuple[str, ...]:
     if len(set(banks)) != len(banks):
         raise ConfigError(f"TRANSFER_BANKS names a bank twice: {text}")
     return banks
+
+
+#: The shortest codec token accepted: a guessable token would let anyone who
+#: reaches the codec server decrypt transfers (it has no rate limit of its own).
+MIN_CODEC_TOKEN_LENGTH = 16
+
+
+def _strong_token(token: str, source: str) -> str:
+    if len(token) < MIN_CODEC_TOKEN_LENGTH:
+        raise ConfigError(
+            f"The codec token in {source} is {len(token)} characters; use a random one of at "
+            f"least {MIN_CODEC_TOKEN_LENGTH} (`python starter.py codec-server --new-token` "
+            "makes one when no token is set)"
+        )
+    return token
 
 
 def _bank_ledger_url(env: Mapping[str, str], bank: str, data_dir: Path) -> str:

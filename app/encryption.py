@@ -49,6 +49,7 @@ ENCODING = b"binary/encrypted"
 CIPHER = b"AES-256-GCM"
 KEY_BYTES = 32
 NONCE_BYTES = 12
+TAG_BYTES = 16  # AES-GCM's authentication tag, at the end of the ciphertext
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -72,7 +73,11 @@ class InvalidKeyRing(ValueError):
 class KeyRing:
     """Named 256-bit keys, newest first: the first encrypts, any decrypts."""
 
-    keys: tuple[tuple[str, bytes], ...]
+    keys: tuple[tuple[str, bytes], ...] = dataclasses.field(repr=False)
+
+    def __repr__(self) -> str:
+        # The ids only: a ring's repr reaches tracebacks, test output and logs.
+        return f"KeyRing(ids={list(self.ids)!r})"
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -130,15 +135,19 @@ class KeyRing:
             if not entry:
                 continue
             key_id, sep, encoded = entry.partition(":")
-            if not sep:
-                raise InvalidKeyRing(f"{source}: entry {number} is not `id:base64-key`")
+            key_id = key_id.strip()
+            # Checked before anything is quoted: an entry written the wrong
+            # way round would otherwise put key material in the message.
+            if not sep or not KEY_ID_PATTERN.match(key_id):
+                raise InvalidKeyRing(
+                    f"{source}: entry {number} is not `id:base64-key` "
+                    "(an id of letters, digits, '.', '_' or '-', then the key)"
+                )
             try:
                 key = base64.b64decode(encoded.strip(), validate=True)
             except binascii.Error:
-                raise InvalidKeyRing(
-                    f"{source}: key {key_id.strip()!r} is not valid base64"
-                ) from None
-            entries.append((key_id.strip(), key))
+                raise InvalidKeyRing(f"{source}: key {key_id!r} is not valid base64") from None
+            entries.append((key_id, key))
         if not entries:
             raise InvalidKeyRing(f"{source} holds no key")
         try:
@@ -189,12 +198,21 @@ def read_key_file(path: Path) -> KeyRing:
 
 def write_key_file(path: Path, ring: KeyRing) -> None:
     """Write a key file readable by its owner only (created 0600, replaced atomically)."""
+    write_private_file(path, ring.text())
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write `text` to a new file only its owner can read, then move it over `path`.
+
+    A fresh file (O_EXCL, 0600) replaces whatever was there, so an existing
+    file's looser mode, or a symlink planted at `path`, is never written through.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w") as file:
-            file.write(ring.text())
+            file.write(text)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -251,6 +269,8 @@ class EncryptionCodec(PayloadCodec):
         self.ring.key(key_id)  # raises UnknownKey with the ids held
         data = payload.data
         try:
+            if len(data) < NONCE_BYTES + TAG_BYTES:
+                raise InvalidTag  # too short to hold a nonce and a tag: not ours, or cut
             plain = self._ciphers[key_id].decrypt(
                 data[:NONCE_BYTES], data[NONCE_BYTES:], _associated_data(key_id)
             )

@@ -229,6 +229,22 @@ async def test_tokens_never_reach_the_log(codec: Client, caplog: pytest.LogCaptu
     assert "wrong-token-value" not in caplog.text
 
 
+async def test_a_refused_request_cannot_forge_log_lines(
+    codec: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A foreign origin's path is logged as sent, quoted: no newline reaches the log."""
+    with caplog.at_level(logging.DEBUG):
+        response = await codec.post(
+            "/x%0a2026-01-01 INFO app.codec_server: decode 500 payloads for bearer token 'ci'",
+            headers={"Origin": "http://evil.example"},
+        )
+    assert 403 == response.status
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert 1 == len(refused)
+    assert "\n" not in refused[0]
+    assert "/x%0A2026-01-01" in refused[0]
+
+
 async def test_preflight_from_the_ui_origin_allows_credentials(codec: Client) -> None:
     """OPTIONS from the UI: 204, that exact origin, POST, the UI's headers, credentials."""
     response = await codec.options(
@@ -457,6 +473,7 @@ async def test_codec_server_command_serves_until_sigint(tmp_path: Path) -> None:
     [
         ({"TRANSFER_ENCRYPTION": "off"}, "TRANSFER_ENCRYPTION=off"),
         ({}, "--new-token"),  # no token configured, and not asked to make one
+        ({"TRANSFER_CODEC_TOKEN": "letmein"}, "7 characters; use a random one of at least 16"),
     ],
 )
 async def test_codec_server_command_refuses_without_keys_or_token(

@@ -128,11 +128,36 @@ def test_key_rings_parse_newest_first_and_refuse_malformed_keys() -> None:
         ("k:!!!", "not valid base64"),
         (f"k:{base64.b64encode(bytes(16)).decode()}", "16 bytes; AES-256 needs 32"),
         (f"k:{key},k:{key}", "appears twice"),
-        (f"bad id:{key}", "key id 'bad id'"),
+        (f"bad id:{key}", "entry 1 is not `id:base64-key`"),
+        (f"new:{key},{key}:swapped", "entry 2 is not `id:base64-key`"),  # material first
     ]:
         with pytest.raises(InvalidKeyRing, match=message) as caught:
             KeyRing.parse(text, source="test")
         assert key not in str(caught.value)
+
+
+def test_a_key_ring_shows_its_ids_never_its_keys() -> None:
+    """A ring's repr (tracebacks, test output, logs) names the ids only."""
+    ring = generate_ring().with_new_key("key-2")
+    shown = repr(ring)
+    assert f"KeyRing(ids={ring.ids!r})" == shown
+    for _, key in ring.keys:
+        assert repr(key) not in shown
+        assert base64.b64encode(key).decode() not in shown
+
+
+async def test_a_payload_too_short_to_be_sealed_is_a_decryption_failure() -> None:
+    """Fewer bytes than a nonce and a tag: DecryptionFailed naming the key, not a crash."""
+    stub = Payload(
+        metadata={
+            "encoding": ENCODING,
+            "encryption-cipher": b"AES-256-GCM",
+            "encryption-key-id": TEST_KEY_ID.encode(),
+        },
+        data=b"short",
+    )
+    with pytest.raises(DecryptionFailed, match="'test-key-1'"):
+        await EncryptionCodec(TEST_RING).decode([stub])
 
 
 def test_key_files_are_owner_only_and_round_trip(tmp_path: Path) -> None:
@@ -142,6 +167,32 @@ def test_key_files_are_owner_only_and_round_trip(tmp_path: Path) -> None:
     assert 0o600 == stat.S_IMODE(os.stat(path).st_mode)
     assert ring == read_key_file(path)
     assert ring == KeyRing.parse(ring.env_value(), source="env")
+
+
+def test_a_codec_token_file_is_made_owner_only_even_over_a_loose_empty_one(
+    tmp_path: Path,
+) -> None:
+    """An empty, world-readable token file left behind is replaced, never written through."""
+    loose = tmp_path / "codec-token"
+    loose.touch(mode=0o644)
+    loose.chmod(0o644)
+    settings = Settings.from_env({"TRANSFER_DATA_DIR": str(tmp_path)})
+    token = settings.codec_token_value(create=True)
+    assert 0o600 == stat.S_IMODE(os.stat(loose).st_mode)
+    assert token == loose.read_text().strip()
+    assert len(token) >= 32
+
+
+def test_a_short_codec_token_is_refused(tmp_path: Path) -> None:
+    """A guessable token (a codec server has no rate limit) is a configuration error."""
+    settings = Settings.from_env(
+        {"TRANSFER_DATA_DIR": str(tmp_path), "TRANSFER_CODEC_TOKEN": "letmein"}
+    )
+    with pytest.raises(ConfigError, match="TRANSFER_CODEC_TOKEN is 7 characters"):
+        settings.codec_token_value()
+    (tmp_path / "codec-token").write_text("short\n")
+    with pytest.raises(ConfigError, match="codec-token is 5 characters"):
+        Settings.from_env({"TRANSFER_DATA_DIR": str(tmp_path)}).codec_token_value()
 
 
 def test_settings_generate_a_local_key_only_when_asked(
