@@ -127,6 +127,14 @@ OPERATOR_LOG_PATCH = "operator-log"
 #: begun: transfers that retried after a failed resolve before it replay as they ran.
 SETTLEMENT_BEGUN_PATCH = "retry-refused-after-settlement"
 
+#: The `workflow.patched` id of leaving a transfer id's earlier postings alone
+#: when this run's step conflicts with them (they belong to another transfer).
+FOREIGN_KEYS_PATCH = "foreign-postings-left-alone"
+
+#: The `workflow.patched` id of closing a cancelled transfer that an operator
+#: then resolved as resolved (a failure saying so), not as cancelled.
+RESOLVED_AFTER_CANCEL_PATCH = "resolved-after-cancel"
+
 #: The steps whose postings a manual settlement looks at.
 _LEDGER_STEPS = ["debit", "credit", "reverse_debit", "reverse_credit"]
 
@@ -400,6 +408,9 @@ class TransferWorkflow:
         self._metrics = _TransferMetrics()
         #: Forward steps that failed without any worker ever starting them.
         self._never_started: set[str] = set()
+        #: Set when a step's key holds another transfer's posting: this id was
+        #: used before for a different movement, so no posting under it is ours.
+        self._foreign_keys = False
 
     def _set_status(self, status: TransferStatus) -> None:
         """Change status everywhere it shows: state, search attribute, details, metrics.
@@ -467,10 +478,19 @@ class TransferWorkflow:
             for step in self._state.steps:
                 if step.status == StepStatus.FAILED and reason.type == _DEADLINE:
                     step.error = reason
+            if reason.type == "IdempotencyConflict" and workflow.patched(FOREIGN_KEYS_PATCH):
+                # A second run under a closed transfer's id with another
+                # request: undoing "its" debit would undo the first transfer.
+                self._foreign_keys = True
             await self._unwind(reason)
-            if reason is _CANCELLED:
+            if reason is _CANCELLED and (
+                self._state.status == TransferStatus.CANCELLED
+                or not workflow.patched(RESOLVED_AFTER_CANCEL_PATCH)
+            ):
                 # Re-raising a cancellation ends the workflow as cancelled.
                 raise asyncio.CancelledError() from err
+            # Compensated, or resolved by an operator (even after a cancel:
+            # the balances are not as they were, so it must not read cancelled).
             raise self._final_failure(reason) from err
 
         self._set_status(TransferStatus.COMPLETED)
@@ -539,6 +559,15 @@ class TransferWorkflow:
         state = existing[0] if existing else StepState(name=name, kind="compensation")
         if not existing:
             self._state.steps.append(state)
+        if self._foreign_keys:
+            state.status = StepStatus.SKIPPED
+            state.error = StepError(
+                type="ForeignPostings",
+                message=f"The {undoes} key holds an earlier transfer's posting under this id: "
+                "nothing of this run's to undo",
+            )
+            self._refresh_details()
+            return
         if undoes in self._never_started:
             # No worker ever took the step, and the server hands out no task
             # after its timeout: it cannot apply late, so there is nothing to

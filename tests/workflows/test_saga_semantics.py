@@ -10,13 +10,19 @@ from decimal import Decimal
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities import LedgerActivities, StepInput, StepResult
 from activities.ledger_activities import OperatorActionInput, OperatorActionResult
+from app.transfers import wait_outcome
 from ledger import LedgerStore, PostingKind, StepVoided
 from tests.conftest import balances, opening_balances
 from tests.workflows.conftest import transfer_worker
@@ -28,6 +34,7 @@ from tests.workflows.helpers import (
     postings_of,
     request,
     run,
+    wait_for_status,
 )
 from workflows.transfer import (
     UNKNOWN_OPERATOR,
@@ -42,6 +49,40 @@ REFUND_ALL = [("debit", "debit"), ("reverse_credit", "void"), ("reverse_debit", 
 
 
 # -- cancellation -----------------------------------------------------------------
+
+
+async def test_a_cancelled_transfer_an_operator_settled_closes_as_resolved(
+    dev_env: WorkflowEnvironment, store: LedgerStore
+) -> None:
+    """Cancelled, refund refused, resolved by hand: the money is not back, so not 'cancelled'."""
+    client = dev_env.client
+    credit, started = hanging_credit()
+    transfer_id = new_id()
+    async with transfer_worker(client, store, credit=credit) as tq:
+        handle = await client.start_workflow(
+            TransferWorkflow.run,
+            request("ACC-001", "ACC-002", "80"),
+            id=transfer_id,
+            task_queue=tq,
+        )
+        await asyncio.wait_for(started.wait(), 30)
+        store.freeze_account("ACC-001")  # the refund will be refused
+        await handle.cancel()
+        await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
+        await handle.execute_update(
+            TransferWorkflow.resolve, ResolveRequest(note="Cheque 77", operator="op")
+        )
+        outcome = await wait_outcome(handle)
+        description = await handle.describe()
+    assert ("resolved", "Cancelled") == (outcome.status, outcome.error_type)
+    assert "resolved by an operator" in (outcome.error_message or "")
+    assert WorkflowExecutionStatus.FAILED == description.status
+    assert [
+        ("debit", "debit"),
+        ("reverse_credit", "void"),
+        ("settle_manually", "manual"),
+    ] == postings_of(store, transfer_id)
+    assert Decimal("920.00") == balances(store)["ACC-001"]
 
 
 async def test_cancel_before_the_debit_moves_nothing_and_voids_the_debit(

@@ -299,6 +299,41 @@ async def test_a_rerun_of_a_refunded_transfer_stops_at_the_reversed_debit(
     assert opening_balances() == balances(store)
 
 
+@pytest.mark.parametrize(
+    ("second_request", "conflict_at"),
+    [(("ACC-001", "ACC-002", "40"), "debit"), (("ACC-001", "ACC-003", "100"), "credit")],
+)
+async def test_a_rerun_of_a_closed_id_with_another_request_undoes_nothing(
+    client: Client, store: LedgerStore, second_request: tuple[str, str, str], conflict_at: str
+) -> None:
+    """Another amount or destination under a completed transfer's id leaves that transfer be.
+
+    Plain Temporal allows a second run once the first closed (the `temporal`
+    CLI's default), and so does any starter after the namespace's retention
+    dropped the first run. The step keys then hold the first transfer's
+    postings; undoing them would take Bob's money back.
+    """
+    transfer_id = new_id()
+    async with transfer_worker(client, store) as tq:
+        await run(client, tq, request("ACC-001", "ACC-002", "100"), transfer_id)
+        after_first = balances(store)
+        second, state = await run(client, tq, request(*second_request), transfer_id)
+    assert isinstance(second, WorkflowFailureError)
+    assert ("IdempotencyConflict", "compensated") == (
+        second.cause.type,  # type: ignore[attr-defined]
+        second.cause.details[0],  # type: ignore[attr-defined]
+    )
+    assert StepStatus.FAILED == state.step(conflict_at).status
+    compensations = [s for s in state.steps if s.kind == "compensation"]
+    assert compensations
+    assert {(StepStatus.SKIPPED, "ForeignPostings")} == {
+        (s.status, s.error.type if s.error else None) for s in compensations
+    }
+    assert [("debit", "debit"), ("credit", "credit")] == postings_of(store, transfer_id)
+    assert after_first == balances(store)
+    assert Decimal("600.00") == after_first["ACC-002"]
+
+
 async def test_reusing_an_id_for_a_different_transfer_is_refused(
     client: Client, store: LedgerStore
 ) -> None:
