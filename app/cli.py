@@ -68,6 +68,7 @@ from ledger.audit import (
     group_across_banks,
     group_by_transfer,
 )
+from workflows import visibility
 from workflows.banks import bank_task_queue
 from workflows.transfer import (
     DEFAULT_DEADLINE_SECONDS,
@@ -441,6 +442,8 @@ def _guard(command: Callable[[], Coroutine[Any, Any, int]]) -> int:
         message, code = str(err), EXIT_UNAVAILABLE
     except RPCError as err:
         message, code = f"Temporal refused the call: {err.message}", EXIT_UNAVAILABLE
+    except WorkflowQueryFailedError as err:
+        message, code = f"The transfer's state query failed: {err}", EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         message, code = "Interrupted", 130
     print(f"error: {message}", file=sys.stderr)
@@ -516,6 +519,12 @@ def _list_accounts(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _transfer(settings: Settings, args: argparse.Namespace) -> int:
+    if args.low_latency and settings.multi_bank:
+        raise _Fail(
+            "--low-latency runs the steps on the workflow's own worker, which holds no "
+            "bank's ledger: it cannot serve TRANSFER_BANKS",
+            EXIT_USAGE,
+        )
     routing = (
         {
             "source_bank": settings.bank_of(args.source),
@@ -533,30 +542,75 @@ async def _transfer(settings: Settings, args: argparse.Namespace) -> int:
     )
     transfer_id = args.transfer_id or f"transfer-{uuid.uuid4().hex[:12]}"
     client = await connect()
-    handle, attached = await start_transfer(
-        client,
-        request,
-        transfer_id=transfer_id,
-        task_queue=settings.task_queue,
-        low_latency=args.low_latency,
-    )
-    url = settings.workflow_url(client.namespace, transfer_id)
-    if not args.json:
-        verb = "Attached to existing" if attached else "Started"
-        print(
-            f"{verb} transfer {transfer_id}: {describe_request(request)}\n  Web UI: {url}",
-            flush=True,
+    try:
+        handle, attached = await start_transfer(
+            client,
+            request,
+            transfer_id=transfer_id,
+            task_queue=settings.task_queue,
+            low_latency=args.low_latency,
         )
+    except RPCError as err:
+        # The server may have started it before the reply was lost: say which
+        # id to look at, and that starting it again under that id is safe.
+        raise _Fail(
+            f"Starting transfer {transfer_id} failed: {err.message}. It may have started "
+            f"anyway: `starter.py status {transfer_id}` tells; to try again, start it with "
+            f"`--id {transfer_id}` (the same id attaches, it never moves money twice)",
+            EXIT_UNAVAILABLE,
+        ) from err
+    url = settings.workflow_url(client.namespace, transfer_id)
+    verb = "Attached to existing" if attached else "Started"
     if args.no_wait:
         if args.json:
             print(json.dumps({"transfer_id": transfer_id, "attached": attached, "url": url}))
+        else:
+            print(f"{verb} transfer {transfer_id}: {describe_request(request)}\n  Web UI: {url}")
         return EXIT_OK
-    outcome = await wait_outcome(handle)
+    # Before waiting, whatever the output format: a caller interrupted while
+    # waiting must still know which transfer is running (JSON keeps stdout
+    # for the outcome, so the line goes to stderr there).
+    print(
+        f"{verb} transfer {transfer_id}: {describe_request(request)}\n  Web UI: {url}",
+        file=sys.stderr if args.json else sys.stdout,
+        flush=True,
+    )
+    outcome = await _wait_saying_when_parked(handle)
     if args.json:
         print(json.dumps(_outcome_json(outcome, attached, url), indent=2))
     else:
         print(render.outcome_line(outcome))
     return EXIT_OK if outcome.ok else EXIT_NOT_COMPLETED
+
+
+async def _wait_saying_when_parked(handle: Any, every: float = 2.0) -> TransferOutcome:
+    """The transfer's outcome; if it parks for an operator meanwhile, say so once (stderr).
+
+    A parked transfer waits for `retry` or `resolve`, which may be days away:
+    a caller left waiting in silence cannot tell that from a hang.
+    """
+    waiting = asyncio.ensure_future(wait_outcome(handle))
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=every)
+            if done:
+                break
+            try:
+                state = await handle.query(TransferWorkflow.state, rpc_timeout=timedelta(seconds=5))
+            except (RPCError, WorkflowQueryFailedError):
+                continue  # no worker just now: keep waiting for the outcome
+            if state.status == TransferStatus.NEEDS_ATTENTION:
+                print(
+                    f"Transfer {handle.id} is parked for an operator (needs_attention): "
+                    f"waiting for `starter.py retry {handle.id}` or `resolve`. Ctrl-C stops "
+                    "waiting, not the transfer.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                break
+        return await waiting
+    finally:
+        waiting.cancel()
 
 
 def _outcome_json(outcome: TransferOutcome, attached: bool, url: str) -> dict[str, Any]:
@@ -617,7 +671,7 @@ async def _cancel(settings: Settings, args: argparse.Namespace) -> int:
             EXIT_USAGE,
         )
     await handle.cancel()
-    outcome = await wait_outcome(handle)
+    outcome = await _wait_saying_when_parked(handle)
     url = settings.workflow_url(client.namespace, args.transfer_id)
     if args.json:
         print(json.dumps(_outcome_json(outcome, True, url), indent=2))
@@ -663,6 +717,8 @@ async def _operate(
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)
         raise _Fail(message, EXIT_USAGE) from err
     except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise await _closed_or_missing(handle, args.command) from err
         raise _not_found(args.transfer_id, err) from err
     if args.json:
         print(state.model_dump_json(indent=2))
@@ -672,6 +728,22 @@ async def _operate(
         print(render.state_text(state))
         print(f"  Web UI: {settings.workflow_url(client.namespace, args.transfer_id)}")
     return EXIT_OK if state.status in FINAL_STATUSES else EXIT_NOT_COMPLETED
+
+
+async def _closed_or_missing(handle: Any, action: str) -> _Fail:
+    """Why an update found no workflow: the transfer has ended, or there is none."""
+    try:
+        description = await handle.describe()
+    except RPCError:
+        return _Fail(f"No transfer with id {handle.id}", EXIT_USAGE)
+    status = description.status.name.lower() if description.status else "closed"
+    final = description.typed_search_attributes.get(visibility.TRANSFER_STATUS)
+    ended = f"{status}, {final}" if final else status
+    return _Fail(
+        f"Transfer {handle.id} has already ended ({ended}); {action} is only for a transfer "
+        "in needs_attention",
+        EXIT_USAGE,
+    )
 
 
 def _not_found(transfer_id: str, err: RPCError) -> _Fail:

@@ -89,6 +89,10 @@ def test_a_cross_bank_transfer_from_the_command_line(
         (["accounts", "open", "NORTH-9", "--owner", "Eve", "--bank", "south"], "not south"),
         (["accounts", "list", "--bank", "east"], "Unknown bank 'east'"),
         (["transfer", "--from", "NORTH-1", "--to", "WEST-1", "--amount", "3"], "WEST-1 names no"),
+        (
+            ["transfer", "--from", "NORTH-1", "--to", "SOUTH-1", "--amount", "3", "--low-latency"],
+            "cannot serve TRANSFER_BANKS",
+        ),
     ],
 )
 def test_bank_mistakes_get_a_one_line_error_and_exit_2(

@@ -115,16 +115,22 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
         assert "Saga status: compensated" in out
         assert Decimal("1000.00") == store.get_account("ACC-001").balance
 
-        code, _, _ = await cli(
-            env, "transfer", "--from", "ACC-001", "--to", "ACC-404", "--amount", "30",
-            "--id", "park-2", "--no-wait",
-        )  # fmt: skip
+        # This time the starter waits (JSON): it names the transfer on stderr
+        # before waiting, says when it parks, and reports how it really ended.
+        start = ["--from", "ACC-001", "--to", "ACC-404", "--amount", "30", "--id", "park-2"]
+        waiting = asyncio.create_task(cli(env, "transfer", *start, "--json"))
         await wait_parked(env, "park-2")
+        await asyncio.sleep(4)  # the waiting starter looks every 2 s
         code, out, _ = await cli(
             env | {"TRANSFER_OPERATOR": "erin@bank"}, "resolve", "park-2", "--note",
             "Paid by cheque 42",
         )  # fmt: skip
         assert 0 == code, out
+        code, out, err = await waiting
+        assert 1 == code
+        assert ("resolved", "park-2") == (json.loads(out)["status"], json.loads(out)["transfer_id"])
+        assert err.startswith("Started transfer park-2: 30.00 ACC-001 -> ACC-404")
+        assert "Transfer park-2 is parked for an operator (needs_attention)" in err
         code, out, _ = await cli(env, "status", "park-2")
         assert "Operator resolve by erin@bank (Paid by cheque 42): settled by hand" in out
         assert "Saga status: resolved" in out
@@ -138,7 +144,7 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
 
         code, _, err = await cli(env, "retry", "park-2")
         assert 2 == code
-        assert "error:" in err
+        assert "Transfer park-2 has already ended (failed, resolved); retry is only for" in err
 
         code, _, err = await cli(env, "cancel", "park-1")
         assert 1 == code
