@@ -710,8 +710,21 @@ async def _operate(
     """
     client = await connect(identity=request.operator)
     handle = client.get_workflow_handle_for(TransferWorkflow.run, args.transfer_id)
+    update = asyncio.ensure_future(
+        handle.execute_update(args.command, request, result_type=TransferState)
+    )
     try:
-        state = await handle.execute_update(args.command, request, result_type=TransferState)
+        done, _ = await asyncio.wait({update}, timeout=UPDATE_QUIET_SECONDS)
+        if not done:
+            # An update waits until a worker runs it; with none running it
+            # waits indefinitely, which looks like a hang.
+            print(
+                f"No worker has carried out the {args.command} after "
+                f"{UPDATE_QUIET_SECONDS:.0f} s; still waiting (is `python worker.py` running?)",
+                file=sys.stderr,
+                flush=True,
+            )
+        state = await update
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)
@@ -728,6 +741,10 @@ async def _operate(
         print(render.state_text(state))
         print(f"  Web UI: {settings.workflow_url(client.namespace, args.transfer_id)}")
     return EXIT_OK if state.status in FINAL_STATUSES else EXIT_NOT_COMPLETED
+
+
+#: How long `retry`/`resolve` wait in silence before saying no worker has acted.
+UPDATE_QUIET_SECONDS = 10.0
 
 
 async def _closed_or_missing(handle: Any, action: str) -> _Fail:

@@ -1,5 +1,6 @@
 """Operator commands as processes: status, retry, resolve, cancel, freeze and unfreeze."""
 
+import argparse
 import asyncio
 import getpass
 import json
@@ -15,10 +16,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from ledger import open_store
+from app import cli as app_cli
+from app.config import Settings
+from ledger import LedgerStore, open_store
 from tests.conftest import OPENING
 from tests.workflows.conftest import transfer_worker
-from tests.workflows.helpers import freezing_credit
+from tests.workflows.helpers import freezing_credit, park
+from workflows.transfer import RetryRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -175,3 +179,34 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
     assert Decimal("0.00") == balances["CLEARING"]
     assert Decimal("970.00") == balances["ACC-001"]
     assert 0 == sum(balances.values())
+
+
+async def test_retry_says_when_no_worker_has_carried_it_out(
+    dev_env: WorkflowEnvironment,
+    store: LedgerStore,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No worker running: `retry` says so on stderr, then finishes once a worker is back."""
+    client = dev_env.client
+    task_queue = f"e2e-{uuid.uuid4()}"
+    transfer_id = f"nw-{uuid.uuid4().hex[:8]}"
+    async with transfer_worker(client, store, task_queue=task_queue, credit=freezing_credit(store)):
+        await park(client, store, task_queue, transfer_id)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", client.service_client.config.target_host)
+    monkeypatch.setattr(app_cli, "UPDATE_QUIET_SECONDS", 0.5)
+    args = argparse.Namespace(transfer_id=transfer_id, command="retry", json=True)
+    retrying = asyncio.create_task(
+        app_cli._operate(Settings.from_env(), args, RetryRequest(operator="op"))
+    )
+    for _ in range(100):
+        if "No worker has carried out the retry" in capsys.readouterr().err:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("retry never said that no worker acted")
+    assert not retrying.done()
+    async with transfer_worker(client, store, task_queue=task_queue):
+        code = await asyncio.wait_for(retrying, 60)
+    assert app_cli.EXIT_NOT_COMPLETED == code  # still frozen: parked again, and says so
+    assert "needs_attention" in capsys.readouterr().out
