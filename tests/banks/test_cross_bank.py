@@ -52,15 +52,29 @@ def banks(tmp_path: Path) -> Iterator[dict[str, LedgerStore]]:
 
 @contextlib.asynccontextmanager
 async def topology(
-    client: Client, banks: dict[str, LedgerStore], *, up: tuple[str, ...] = ("north", "south")
+    client: Client,
+    banks: dict[str, LedgerStore],
+    *,
+    up: tuple[str, ...] = ("north", "south"),
+    **replacements: dict[str, Any],
 ) -> AsyncIterator[str]:
-    """A workflow worker and a worker for each bank in `up`; yields the workflow task queue."""
+    """A workflow worker and a worker for each bank in `up`; yields the workflow task queue.
+
+    Keyword arguments named for a bank replace that bank's activities by name
+    (``south={"credit": refusing_credit}``).
+    """
     task_queue = f"banks-{uuid.uuid4()}"
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(running_workflow_worker(client, task_queue=task_queue))
         for bank in up:
             await stack.enter_async_context(
-                running_bank_worker(client, banks[bank], bank=bank, workflow_task_queue=task_queue)
+                running_bank_worker(
+                    client,
+                    banks[bank],
+                    bank=bank,
+                    workflow_task_queue=task_queue,
+                    replacements=replacements.get(bank),
+                )
             )
         yield task_queue
 
@@ -238,18 +252,7 @@ async def test_a_parked_cross_bank_transfer_is_settled_at_each_of_its_banks(
         banks["north"].freeze_account("NORTH-001")
         return real.credit(step)  # SOUTH-404: refused
 
-    task_queue = f"banks-{uuid.uuid4()}"
-    async with (
-        running_workflow_worker(client, task_queue=task_queue),
-        running_bank_worker(client, banks["north"], bank="north", workflow_task_queue=task_queue),
-        running_bank_worker(
-            client,
-            banks["south"],
-            bank="south",
-            workflow_task_queue=task_queue,
-            replacements={"credit": freezing_credit},
-        ),
-    ):
+    async with topology(client, banks, south={"credit": freezing_credit}) as task_queue:
         handle = await _start(client, task_queue, cross("NORTH-001", "SOUTH-404", "60"))
         await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
         assert Decimal("60.00") == balance(banks["north"], CLEARING_ACCOUNT)
@@ -304,18 +307,9 @@ async def test_a_resolve_that_failed_part_way_is_finished_by_resolve_never_by_re
             raise ApplicationError("south's ledger is down", type="LedgerDown", non_retryable=True)
         return real_south.settle_manually(request)
 
-    task_queue = f"banks-{uuid.uuid4()}"
-    async with (
-        running_workflow_worker(client, task_queue=task_queue),
-        running_bank_worker(client, banks["north"], bank="north", workflow_task_queue=task_queue),
-        running_bank_worker(
-            client,
-            banks["south"],
-            bank="south",
-            workflow_task_queue=task_queue,
-            replacements={"credit": freezing_credit, "settle_manually": flaky_settle},
-        ),
-    ):
+    async with topology(
+        client, banks, south={"credit": freezing_credit, "settle_manually": flaky_settle}
+    ) as task_queue:
         handle = await _start(client, task_queue, cross("NORTH-001", "SOUTH-404", "60"))
         await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
         first = await handle.execute_update(
@@ -358,18 +352,7 @@ async def test_a_credit_that_stays_paid_is_settled_at_both_banks(
         banks["south"].freeze_account("SOUTH-001")
         raise ApplicationError("reply lost", type="ReplyLost", non_retryable=True)
 
-    task_queue = f"banks-{uuid.uuid4()}"
-    async with (
-        running_workflow_worker(client, task_queue=task_queue),
-        running_bank_worker(client, banks["north"], bank="north", workflow_task_queue=task_queue),
-        running_bank_worker(
-            client,
-            banks["south"],
-            bank="south",
-            workflow_task_queue=task_queue,
-            replacements={"credit": credit_then_fail},
-        ),
-    ):
+    async with topology(client, banks, south={"credit": credit_then_fail}) as task_queue:
         handle = await _start(client, task_queue, cross("NORTH-001", "SOUTH-001", "60"))
         parked = await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
         state = await handle.execute_update(
@@ -448,18 +431,7 @@ async def test_on_a_real_server_a_step_that_started_is_voided_not_skipped(
             late.append(err)
             raise
 
-    task_queue = f"banks-{uuid.uuid4()}"
-    async with (
-        running_workflow_worker(client, task_queue=task_queue),
-        running_bank_worker(
-            client,
-            banks["north"],
-            bank="north",
-            workflow_task_queue=task_queue,
-            replacements={"debit": stalled_debit},
-        ),
-        running_bank_worker(client, banks["south"], bank="south", workflow_task_queue=task_queue),
-    ):
+    async with topology(client, banks, north={"debit": stalled_debit}) as task_queue:
         handle = await _start(
             client, task_queue, cross("NORTH-001", "SOUTH-001", "45", deadline_seconds=2)
         )
