@@ -41,6 +41,10 @@ class StepInput(BaseModel):
 
     account_id: AccountId
     amount: Amount
+    #: The whole transfer this step belongs to (`ACC-001 -> ACC-002 150.00`),
+    #: recorded with the posting: a second run under the same id for another
+    #: transfer then conflicts instead of taking this posting for its own.
+    transfer: str | None = None
 
 
 class StepResult(BaseModel):
@@ -115,12 +119,18 @@ class LedgerActivities:
     @activity.defn(name="debit")
     def debit(self, step: StepInput) -> StepResult:
         """Move the amount from the source account to clearing."""
-        return _run(lambda key: self._store.debit(key, step.account_id, step.amount))
+        return _run(
+            lambda key: self._store.debit(key, step.account_id, step.amount, transfer=step.transfer)
+        )
 
     @activity.defn(name="credit")
     def credit(self, step: StepInput) -> StepResult:
         """Move the amount from clearing to the destination account."""
-        return _run(lambda key: self._store.credit(key, step.account_id, step.amount))
+        return _run(
+            lambda key: self._store.credit(
+                key, step.account_id, step.amount, transfer=step.transfer
+            )
+        )
 
     @activity.defn(name="reverse_debit")
     def reverse_debit(self, step: StepInput) -> StepResult:

@@ -285,23 +285,39 @@ class SqlLedgerStore(abc.ABC):
 
     # -- postings -------------------------------------------------------------
 
-    def debit(self, key: str, account_id: str, amount: Decimal) -> Receipt:
+    def debit(
+        self, key: str, account_id: str, amount: Decimal, *, transfer: str | None = None
+    ) -> Receipt:
         """Customer -> clearing, refused if the balance is short."""
-        return self._transfer_step(key, PostingKind.DEBIT, account_id, CLEARING_ACCOUNT, amount)
+        return self._transfer_step(
+            key, PostingKind.DEBIT, account_id, CLEARING_ACCOUNT, amount, transfer
+        )
 
-    def credit(self, key: str, account_id: str, amount: Decimal) -> Receipt:
+    def credit(
+        self, key: str, account_id: str, amount: Decimal, *, transfer: str | None = None
+    ) -> Receipt:
         """Clearing -> customer."""
-        return self._transfer_step(key, PostingKind.CREDIT, CLEARING_ACCOUNT, account_id, amount)
+        return self._transfer_step(
+            key, PostingKind.CREDIT, CLEARING_ACCOUNT, account_id, amount, transfer
+        )
 
     def _transfer_step(
-        self, key: str, kind: PostingKind, from_account: str, to_account: str, amount: Decimal
+        self,
+        key: str,
+        kind: PostingKind,
+        from_account: str,
+        to_account: str,
+        amount: Decimal,
+        transfer: str | None,
     ) -> Receipt:
         """One side of a transfer: a customer account against clearing, idempotent by key."""
         amount = parse_amount(amount)
+        if transfer is not None:
+            transfer = validate_memo(transfer)
         customer = to_account if from_account == CLEARING_ACCOUNT else from_account
         with self._transaction() as conn:
             self._lock_keys(conn, key)
-            replay = self._replay(conn, key, kind, from_account, to_account, amount)
+            replay = self._replay(conn, key, kind, from_account, to_account, amount, transfer)
             if replay is not None:
                 return replay
             self._require_customer(conn, customer, lock=True)
@@ -312,6 +328,7 @@ class SqlLedgerStore(abc.ABC):
                 from_account=from_account,
                 to_account=to_account,
                 amount=amount,
+                memo=transfer,
             )
 
     def reverse(self, key: str, *, original_key: str) -> Receipt:
@@ -528,8 +545,15 @@ class SqlLedgerStore(abc.ABC):
         from_account: str,
         to_account: str,
         amount: Decimal,
+        transfer: str | None = None,
     ) -> Receipt | None:
-        """The first receipt if `key` already applied; StepVoided, StepReversed or StepSettled."""
+        """The first receipt if `key` already applied; StepVoided, StepReversed or StepSettled.
+
+        A key first applied for another transfer (its memo names another
+        transfer) is an IdempotencyConflict even when the movement matches.
+        Postings without a memo (older ledgers, callers that name no
+        transfer) are compared by their movement alone.
+        """
         settlement = self._settled_by(conn, key)
         if settlement is not None:
             raise StepSettled(key, settlement)
@@ -543,11 +567,12 @@ class SqlLedgerStore(abc.ABC):
             raise StepReversed(key, reversal[0])
         wanted = (kind, from_account, to_account, amount)
         found = (existing.kind, existing.from_account, existing.to_account, existing.amount)
-        if wanted != found:
+        other_transfer = None not in (transfer, existing.memo) and transfer != existing.memo
+        if wanted != found or other_transfer:
             raise IdempotencyConflict(
                 key,
                 f"first {existing.kind} {existing.amount} {existing.from_account}"
-                f" -> {existing.to_account}",
+                f" -> {existing.to_account}" + (f" for {existing.memo}" if other_transfer else ""),
             )
         return _replayed(existing)
 

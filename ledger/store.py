@@ -44,12 +44,21 @@ class LedgerStore(Protocol):
         """Every account, clearing and external included, as one consistent snapshot."""
         ...
 
-    def debit(self, key: str, account_id: str, amount: Decimal) -> Receipt:
-        """Move `amount` from a customer account to clearing, if the balance allows."""
+    def debit(
+        self, key: str, account_id: str, amount: Decimal, *, transfer: str | None = None
+    ) -> Receipt:
+        """Move `amount` from a customer account to clearing, if the balance allows.
+
+        `transfer` describes the whole transfer the step belongs to; kept as the
+        posting's memo, it makes a replay under the key from another transfer
+        an `IdempotencyConflict` even when this step's own movement matches.
+        """
         ...
 
-    def credit(self, key: str, account_id: str, amount: Decimal) -> Receipt:
-        """Move `amount` from clearing to a customer account."""
+    def credit(
+        self, key: str, account_id: str, amount: Decimal, *, transfer: str | None = None
+    ) -> Receipt:
+        """Move `amount` from clearing to a customer account (`transfer`: as for `debit`)."""
         ...
 
     def reverse(self, key: str, *, original_key: str) -> Receipt:

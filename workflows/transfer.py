@@ -127,8 +127,8 @@ OPERATOR_LOG_PATCH = "operator-log"
 #: begun: transfers that retried after a failed resolve before it replay as they ran.
 SETTLEMENT_BEGUN_PATCH = "retry-refused-after-settlement"
 
-#: The `workflow.patched` id of leaving a transfer id's earlier postings alone
-#: when this run's step conflicts with them (they belong to another transfer).
+#: The `workflow.patched` id of leaving a step's compensation out when its key
+#: holds another transfer's posting (an id used before for another transfer).
 FOREIGN_KEYS_PATCH = "foreign-postings-left-alone"
 
 #: The `workflow.patched` id of closing a cancelled transfer that an operator
@@ -408,9 +408,9 @@ class TransferWorkflow:
         self._metrics = _TransferMetrics()
         #: Forward steps that failed without any worker ever starting them.
         self._never_started: set[str] = set()
-        #: Set when a step's key holds another transfer's posting: this id was
-        #: used before for a different movement, so no posting under it is ours.
-        self._foreign_keys = False
+        #: Forward steps whose key holds another transfer's posting (this id
+        #: was used before for a different transfer): nothing of ours to undo.
+        self._foreign_steps: set[str] = set()
 
     def _set_status(self, status: TransferStatus) -> None:
         """Change status everywhere it shows: state, search attribute, details, metrics.
@@ -478,10 +478,6 @@ class TransferWorkflow:
             for step in self._state.steps:
                 if step.status == StepStatus.FAILED and reason.type == _DEADLINE:
                     step.error = reason
-            if reason.type == "IdempotencyConflict" and workflow.patched(FOREIGN_KEYS_PATCH):
-                # A second run under a closed transfer's id with another
-                # request: undoing "its" debit would undo the first transfer.
-                self._foreign_keys = True
             await self._unwind(reason)
             if reason is _CANCELLED and (
                 self._state.status == TransferStatus.CANCELLED
@@ -520,8 +516,13 @@ class TransferWorkflow:
 
     async def _forward_steps(self, request: TransferRequest) -> tuple[StepResult, StepResult]:
         """Debit, then credit, each compensation registered before its step runs."""
-        source = StepInput(account_id=request.source_account, amount=request.amount)
-        destination = StepInput(account_id=request.destination_account, amount=request.amount)
+        transfer = f"{request.source_account} -> {request.destination_account} {request.amount:.2f}"
+        source = StepInput(
+            account_id=request.source_account, amount=request.amount, transfer=transfer
+        )
+        destination = StepInput(
+            account_id=request.destination_account, amount=request.amount, transfer=transfer
+        )
         at_source, at_destination = request.source_bank, request.destination_bank
         self._saga.add_compensation(
             "reverse_debit",
@@ -559,7 +560,7 @@ class TransferWorkflow:
         state = existing[0] if existing else StepState(name=name, kind="compensation")
         if not existing:
             self._state.steps.append(state)
-        if self._foreign_keys:
+        if undoes in self._foreign_steps:
             state.status = StepStatus.SKIPPED
             state.error = StepError(
                 type="ForeignPostings",
@@ -608,6 +609,15 @@ class TransferWorkflow:
             _record_failure(state, err)
             if state.kind == "forward" and not self._local_steps and _never_started(err):
                 self._never_started.add(state.name)
+            if (
+                state.kind == "forward"
+                and state.error is not None
+                and state.error.type == "IdempotencyConflict"
+                and workflow.patched(FOREIGN_KEYS_PATCH)
+            ):
+                # A second run under a closed transfer's id, for another
+                # transfer: reversing that key would undo the first transfer.
+                self._foreign_steps.add(state.name)
             self._refresh_details()
             raise
         except asyncio.CancelledError:

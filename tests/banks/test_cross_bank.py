@@ -409,6 +409,50 @@ async def test_a_second_run_after_a_never_started_credit_moves_nothing(
     audited(banks)
 
 
+async def test_a_second_run_for_another_transfer_never_takes_the_first_ones_credit(
+    client: Client, banks: dict[str, LedgerStore]
+) -> None:
+    """Same id, payer at another bank: its debit is its own, the credit key is not.
+
+    The first run paid Carol from north. A second run under the id, Dan (south)
+    to Carol, debits Dan at south under a key new there, then meets the first
+    run's credit under its own key: it must not take it for its own credit
+    (Dan charged, nobody paid), and must refund Dan without touching Carol's.
+    """
+    banks["south"].open_account("SOUTH-002", "Dan", Decimal("100.00"))
+    transfer_id = f"x-{uuid.uuid4()}"
+    async with topology(client, banks) as tq:
+        first, _ = await start_transfer(
+            client, cross("NORTH-001", "SOUTH-001", "25"), transfer_id=transfer_id, task_queue=tq
+        )
+        await first.result()
+        second = await client.start_workflow(
+            TransferWorkflow.run,
+            cross("SOUTH-002", "SOUTH-001", "25"),
+            id=transfer_id,
+            task_queue=tq,
+        )
+        outcome = await wait_outcome(second)
+        state = await second.query(TransferWorkflow.state)
+    assert ("compensated", "IdempotencyConflict") == (outcome.status, outcome.error_type)
+    assert (StepStatus.SKIPPED, "ForeignPostings") == (
+        state.step("reverse_credit").status,
+        state.step("reverse_credit").error.type,  # type: ignore[union-attr]
+    )
+    assert [("credit", "credit"), ("debit", "debit"), ("reverse_debit", "reversal")] == sorted(
+        postings(banks["south"], transfer_id)
+    )
+    assert (Decimal("100.00"), Decimal("325.00"), Decimal("975.00")) == (
+        balance(banks["south"], "SOUTH-002"),
+        balance(banks["south"], "SOUTH-001"),
+        balance(banks["north"], "NORTH-001"),
+    )
+    # Each ledger balances; the audit, which groups postings by transfer id,
+    # sees two transfers under one id here and says so (that is the anomaly).
+    for store in banks.values():
+        assert Decimal("0.00") == sum(a.balance for a in store.list_accounts())
+
+
 async def test_on_a_real_server_a_step_that_started_is_voided_not_skipped(
     dev_env: WorkflowEnvironment, banks: dict[str, LedgerStore]
 ) -> None:

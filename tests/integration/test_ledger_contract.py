@@ -230,6 +230,25 @@ def test_reversing_a_key_that_never_applied_voids_it(ledger: LedgerStore) -> Non
         ledger.reverse("t1/second_void", original_key="t1/debit")
 
 
+def test_a_key_first_used_for_another_transfer_conflicts_even_if_the_movement_matches(
+    ledger: LedgerStore,
+) -> None:
+    """The posting keeps the transfer it was for; a replay for another transfer is refused."""
+    first = ledger.debit(
+        "t1/debit", "ACC-001", Decimal("100"), transfer="ACC-001 -> ACC-002 100.00"
+    )
+    assert "ACC-001 -> ACC-002 100.00" == first.memo
+    again = ledger.debit(
+        "t1/debit", "ACC-001", Decimal("100"), transfer="ACC-001 -> ACC-002 100.00"
+    )
+    assert again.replayed
+    with pytest.raises(IdempotencyConflict, match=r"for ACC-001 -> ACC-002 100\.00"):
+        ledger.debit("t1/debit", "ACC-001", Decimal("100"), transfer="ACC-001 -> ACC-003 100.00")
+    # A caller that names no transfer is compared by the movement alone.
+    assert ledger.debit("t1/debit", "ACC-001", Decimal("100")).replayed
+    assert Decimal("900.00") == balances(ledger)["ACC-001"]
+
+
 @pytest.mark.parametrize("step", ["debit", "credit"])
 def test_a_reversed_step_never_applies_or_counts_as_applied_again(
     ledger: LedgerStore, step: str

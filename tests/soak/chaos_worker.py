@@ -51,11 +51,11 @@ class ChaosLedger:
             time.sleep(FORWARD.start_to_close.total_seconds() + 1)
         return receipt
 
-    def debit(self, key: str, account_id: str, amount: Decimal) -> Receipt:
-        return self._chaos(key, lambda: self._store.debit(key, account_id, amount))
+    def debit(self, key: str, account_id: str, amount: Decimal, **extra: Any) -> Receipt:
+        return self._chaos(key, lambda: self._store.debit(key, account_id, amount, **extra))
 
-    def credit(self, key: str, account_id: str, amount: Decimal) -> Receipt:
-        return self._chaos(key, lambda: self._store.credit(key, account_id, amount))
+    def credit(self, key: str, account_id: str, amount: Decimal, **extra: Any) -> Receipt:
+        return self._chaos(key, lambda: self._store.credit(key, account_id, amount, **extra))
 
     def reverse(self, key: str, *, original_key: str) -> Receipt:
         return self._chaos(key, lambda: self._store.reverse(key, original_key=original_key))

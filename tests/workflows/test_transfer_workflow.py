@@ -176,13 +176,13 @@ class FlakyLedger:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def debit(self, key: str, account_id: str, amount: Decimal) -> Receipt:
+    def debit(self, key: str, account_id: str, amount: Decimal, **extra: Any) -> Receipt:
         self.calls += 1
         if self.calls <= self._failures:
             if self._after_commit:
-                self._store.debit(key, account_id, amount)  # committed, reply lost
+                self._store.debit(key, account_id, amount, **extra)  # committed, reply lost
             raise LedgerUnavailable("database is locked")
-        return self._store.debit(key, account_id, amount)
+        return self._store.debit(key, account_id, amount, **extra)
 
 
 @pytest.mark.parametrize("after_commit", [False, True], ids=["before-commit", "after-commit"])
@@ -301,7 +301,9 @@ async def test_a_rerun_of_a_refunded_transfer_stops_at_the_reversed_debit(
 
 @pytest.mark.parametrize(
     ("second_request", "conflict_at"),
-    [(("ACC-001", "ACC-002", "40"), "debit"), (("ACC-001", "ACC-003", "100"), "credit")],
+    # The debit's posting names the first transfer, so even a matching debit
+    # movement (same payer and amount, another payee) conflicts at once.
+    [(("ACC-001", "ACC-002", "40"), "debit"), (("ACC-001", "ACC-003", "100"), "debit")],
 )
 async def test_a_rerun_of_a_closed_id_with_another_request_undoes_nothing(
     client: Client, store: LedgerStore, second_request: tuple[str, str, str], conflict_at: str
