@@ -92,8 +92,9 @@ def audit(accounts: list[Account], receipts: list[Receipt]) -> AuditReport:
     findings = _ledger_findings(accounts, receipts)
     transfers = group_by_transfer(receipts)
     outcomes: dict[str, int] = defaultdict(int)
+    kinds = {a.id: a.kind for a in accounts}
     for group in transfers.values():
-        findings += _pattern_findings(group)
+        findings += _pattern_findings(group, kinds, merged=False)
         outcomes[group.outcome] += 1
     clearing = _clearing(accounts)
     in_flight = sum((g.in_clearing for g in transfers.values()), Decimal("0.00"))
@@ -159,8 +160,9 @@ def audit_banks(snapshots: Mapping[str, tuple[list[Account], list[Receipt]]]) ->
     for bank, (accounts, receipts) in snapshots.items():
         findings += [f"{bank}: {f}" for f in _ledger_findings(accounts, receipts)]
     outcomes: dict[str, int] = defaultdict(int)
+    kinds = {a.id: a.kind for accounts, _ in snapshots.values() for a in accounts}
     for group in merged.values():
-        findings += _pattern_findings(group)
+        findings += _pattern_findings(group, kinds, merged=True)
         outcomes[group.outcome] += 1
     positions = []
     for bank, (accounts, receipts) in snapshots.items():
@@ -224,9 +226,20 @@ def _ledger_findings(accounts: list[Account], receipts: list[Receipt]) -> list[s
     total = sum((a.balance for a in accounts), Decimal("0.00"))
     if total != 0:
         findings.append(f"ledger does not sum to zero: {total}")
+    kinds = {a.id: a.kind for a in accounts}
     for account in accounts:
         if account.kind == AccountKind.CUSTOMER and account.balance < 0:
             findings.append(f"customer {account.id} is negative: {account.balance}")
+    for receipt in receipts:
+        if receipt.kind == PostingKind.OPENING and (
+            kinds.get(receipt.from_account or "") != AccountKind.EXTERNAL
+            or kinds.get(receipt.to_account or "") != AccountKind.CUSTOMER
+            or receipt.key != f"open/{receipt.to_account}"
+        ):
+            findings.append(
+                f"opening {receipt.key} moves {receipt.from_account} -> {receipt.to_account}, "
+                "not EXTERNAL into its own customer account"
+            )
     balances: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
     for receipt in receipts:
         if receipt.kind != PostingKind.VOID:
@@ -243,24 +256,93 @@ def _ledger_findings(accounts: list[Account], receipts: list[Receipt]) -> list[s
     return findings
 
 
+def _shape_findings(
+    name: str, step: str, receipt: Receipt, kinds: Mapping[str, AccountKind], *, merged: bool
+) -> list[str]:
+    """Whether a posting moves money between the accounts its step must use."""
+
+    def kind(account: str | None) -> AccountKind | None:
+        return kinds.get(account) if account is not None else None
+
+    customer = AccountKind.CUSTOMER
+    source, target = kind(receipt.from_account), kind(receipt.to_account)
+    where = f"{receipt.from_account} -> {receipt.to_account}"
+    if receipt.kind == PostingKind.DEBIT and (source, target) != (customer, AccountKind.CLEARING):
+        return [f"{name}: {step} moves {where}, not a customer into clearing"]
+    if receipt.kind == PostingKind.CREDIT and (source, target) != (AccountKind.CLEARING, customer):
+        return [f"{name}: {step} moves {where}, not clearing to a customer"]
+    if receipt.kind == PostingKind.REVERSAL:
+        original = step.removeprefix("reverse_")
+        if receipt.reverses != f"{name}/{original}":
+            return [f"{name}: {step} reverses {receipt.reverses}, not {name}/{original}"]
+        # A refund goes clearing -> customer; taking back a credit, customer -> clearing.
+        back = (
+            (AccountKind.CLEARING, customer)
+            if original == "debit"
+            else (customer, AccountKind.CLEARING)
+        )
+        if (source, target) != back:
+            return [f"{name}: {step} moves {where}, not back the way {original} came"]
+    if receipt.kind == PostingKind.MANUAL:
+        other = target if source == AccountKind.CLEARING else source
+        if AccountKind.CLEARING not in (source, target) or other not in (
+            customer,
+            AccountKind.EXTERNAL,
+        ):
+            return [f"{name}: {step} moves {where}, not out of clearing"]
+        if target == AccountKind.CLEARING and not merged:
+            # Only a destination bank's settlement refills clearing, and one
+            # ledger alone has no destination bank.
+            return [f"{name}: {step} moves {where}: one ledger never settles into clearing"]
+    return []
+
+
 def _base(step: str) -> str:
     """A step's name without the bank a merged view tagged it with."""
     return step.partition("@")[0]
 
 
-def _pattern_findings(group: TransferPostings) -> list[str]:
-    """A transfer's postings must be ones the saga produces, in amounts that agree."""
+def _pattern_findings(
+    group: TransferPostings, kinds: Mapping[str, AccountKind], *, merged: bool
+) -> list[str]:
+    """A transfer's postings must be ones the saga produces, in amounts that agree.
+
+    `kinds` names each account's kind; `merged` says the postings come from
+    several banks' ledgers, where only an operator's settlement may appear at
+    two banks (tagged ``settle_manually@<bank>``).
+    """
     found: list[str] = []
     name = group.transfer_id
     for step, receipt in group.steps.items():
-        if _base(step) not in _STEP_KINDS:
+        base = _base(step) if merged else step
+        if base not in _STEP_KINDS:
             found.append(f"{name}: unknown step {step!r}")
-        elif receipt.kind not in _STEP_KINDS[_base(step)]:
+        elif receipt.kind not in _STEP_KINDS[base]:
             found.append(f"{name}: {step} is a {receipt.kind} posting")
+        elif step != base and base != "settle_manually":
+            found.append(f"{name}: {base} posted at two banks")
+        else:
+            found += _shape_findings(name, base, receipt, kinds, merged=merged)
     steps = group.steps
+    # Every posting of a transfer moves its amount, a settlement included:
+    # it moves what one debit or credit left in (or took out of) clearing.
     amounts = {r.amount for r in steps.values() if r.kind not in (PostingKind.VOID,)}
-    if len(amounts) > 1 and "settle_manually" not in steps:
+    if len(amounts) > 1:
         found.append(f"{name}: postings disagree on the amount: {sorted(amounts)}")
+    refund, credit, take_back = (
+        steps.get("reverse_debit"),
+        steps.get("credit"),
+        steps.get("reverse_credit"),
+    )
+    if (
+        refund is not None
+        and refund.kind == PostingKind.REVERSAL
+        and credit is not None
+        and (take_back is None or take_back.kind != PostingKind.REVERSAL)
+    ):
+        # Compensations stop at the first failure: the debit is refunded only
+        # after the credit was taken back.
+        found.append(f"{name}: the debit was refunded while the credit stands")
     if "credit" in steps and "debit" not in steps:
         found.append(f"{name}: credited without a debit")
     for original in ("debit", "credit"):
@@ -271,6 +353,17 @@ def _pattern_findings(group: TransferPostings) -> list[str]:
             found.append(f"{name}: reverse_{original} reverses a posting that is not there")
         if reversal.kind == PostingKind.VOID and original in steps:
             found.append(f"{name}: {original} applied after it was voided")
+        posted = steps.get(original)
+        if (
+            reversal.kind == PostingKind.REVERSAL
+            and posted is not None
+            and (reversal.from_account, reversal.to_account)
+            != (posted.to_account, posted.from_account)
+        ):
+            found.append(
+                f"{name}: reverse_{original} moves {reversal.from_account} -> "
+                f"{reversal.to_account}, not back to {posted.from_account}"
+            )
     if group.in_clearing < 0:
         found.append(f"{name}: took {-group.in_clearing} more out of clearing than it put in")
     return found
