@@ -606,7 +606,7 @@ def test_a_snapshot_is_one_state_of_the_ledger_while_transfers_commit(
     ledger.open_account("SNAP-1", "Snap", Decimal("1000"))
     ledger.open_account("SNAP-2", "Shot")
     writer = make_store()
-    stop = threading.Event()
+    stop, writing = threading.Event(), threading.Event()
     written: list[int | BaseException] = []
 
     def transfers() -> None:
@@ -615,6 +615,7 @@ def test_a_snapshot_is_one_state_of_the_ledger_while_transfers_commit(
             while not stop.is_set():  # back and forth, so the money never runs out
                 source, destination = ("SNAP-1", "SNAP-2") if n % 2 == 0 else ("SNAP-2", "SNAP-1")
                 writer.debit(f"s{n}/debit", source, Decimal("1"))
+                writing.set()  # one transfer is half done: snapshots start now
                 writer.credit(f"s{n}/credit", destination, Decimal("1"))
                 n += 1
         except BaseException as err:  # what the test checks
@@ -624,6 +625,7 @@ def test_a_snapshot_is_one_state_of_the_ledger_while_transfers_commit(
     thread = threading.Thread(target=transfers)
     thread.start()
     try:
+        assert writing.wait(30), "the writer never posted"
         findings = [audit(*ledger.snapshot()).findings for _ in range(60)]
     finally:
         stop.set()
