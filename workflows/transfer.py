@@ -406,11 +406,10 @@ class TransferWorkflow:
         self._saga = Saga(continue_on_failure=False, catch=(ActivityError,))
         self._action: _PendingAction | None = None
         self._metrics = _TransferMetrics()
-        #: Forward steps that failed without any worker ever starting them.
-        self._never_started: set[str] = set()
-        #: Forward steps whose key holds another transfer's posting (this id
-        #: was used before for a different transfer): nothing of ours to undo.
-        self._foreign_steps: set[str] = set()
+        #: Forward steps whose compensation has nothing to undo, and why: no
+        #: worker ever started them (NeverStarted), or their key holds another
+        #: transfer's posting, this id having been used before (ForeignPostings).
+        self._nothing_to_undo: dict[str, StepError] = {}
 
     def _set_status(self, status: TransferStatus) -> None:
         """Change status everywhere it shows: state, search attribute, details, metrics.
@@ -560,23 +559,10 @@ class TransferWorkflow:
         state = existing[0] if existing else StepState(name=name, kind="compensation")
         if not existing:
             self._state.steps.append(state)
-        if undoes in self._foreign_steps:
+        skipped = self._nothing_to_undo.get(undoes)
+        if skipped is not None:
             state.status = StepStatus.SKIPPED
-            state.error = StepError(
-                type="ForeignPostings",
-                message=f"The {undoes} key holds an earlier transfer's posting under this id: "
-                "nothing of this run's to undo",
-            )
-            self._refresh_details()
-            return
-        if undoes in self._never_started:
-            # No worker ever took the step, and the server hands out no task
-            # after its timeout: it cannot apply late, so there is nothing to
-            # void. (A bank whose worker is down need not come back first.)
-            state.status = StepStatus.SKIPPED
-            state.error = StepError(
-                type="NeverStarted", message=f"No worker ever started the {undoes}: nothing to undo"
-            )
+            state.error = skipped
             self._refresh_details()
             return
         result: StepResult = await self._run_step(state, activity, step, COMPENSATION, bank)
@@ -608,8 +594,15 @@ class TransferWorkflow:
         except ActivityError as err:
             _record_failure(state, err)
             if state.kind == "forward" and not self._local_steps and _never_started(err):
-                self._never_started.add(state.name)
-            if (
+                # No worker ever took the step, and the server hands out no
+                # task after its timeout: it cannot apply late, so there is
+                # nothing to void. (A bank whose worker is down need not come
+                # back first.)
+                self._nothing_to_undo[state.name] = StepError(
+                    type="NeverStarted",
+                    message=f"No worker ever started the {state.name}: nothing to undo",
+                )
+            elif (
                 state.kind == "forward"
                 and state.error is not None
                 and state.error.type == "IdempotencyConflict"
@@ -617,7 +610,11 @@ class TransferWorkflow:
             ):
                 # A second run under a closed transfer's id, for another
                 # transfer: reversing that key would undo the first transfer.
-                self._foreign_steps.add(state.name)
+                self._nothing_to_undo[state.name] = StepError(
+                    type="ForeignPostings",
+                    message=f"The {state.name} key holds an earlier transfer's posting under "
+                    "this id: nothing of this run's to undo",
+                )
             self._refresh_details()
             raise
         except asyncio.CancelledError:
