@@ -109,6 +109,18 @@ def audited(banks: dict[str, LedgerStore]) -> Any:
     return report
 
 
+def freezing_alice(banks: dict[str, LedgerStore]) -> Any:
+    """South's real credit, but first Alice's account at north is frozen: her refund is refused."""
+    real = LedgerActivities(banks["south"])
+
+    @activity.defn(name="credit")
+    def credit(step: StepInput) -> StepResult:
+        banks["north"].freeze_account("NORTH-001")
+        return real.credit(step)  # SOUTH-404: refused
+
+    return credit
+
+
 async def _start(client: Client, task_queue: str, request: TransferRequest) -> Any:
     handle, _ = await start_transfer(
         client, request, transfer_id=f"x-{uuid.uuid4()}", task_queue=task_queue
@@ -245,14 +257,7 @@ async def test_a_parked_cross_bank_transfer_is_settled_at_each_of_its_banks(
     client: Client, banks: dict[str, LedgerStore]
 ) -> None:
     """North's refund is refused (Alice frozen): resolve, logged at both banks, settles north."""
-    real = LedgerActivities(banks["south"])
-
-    @activity.defn(name="credit")
-    def freezing_credit(step: StepInput) -> StepResult:
-        banks["north"].freeze_account("NORTH-001")
-        return real.credit(step)  # SOUTH-404: refused
-
-    async with topology(client, banks, south={"credit": freezing_credit}) as task_queue:
+    async with topology(client, banks, south={"credit": freezing_alice(banks)}) as task_queue:
         handle = await _start(client, task_queue, cross("NORTH-001", "SOUTH-404", "60"))
         await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
         assert Decimal("60.00") == balance(banks["north"], CLEARING_ACCOUNT)
@@ -296,11 +301,6 @@ async def test_a_resolve_that_failed_part_way_is_finished_by_resolve_never_by_re
     real_south = LedgerActivities(banks["south"])
     south_down = True
 
-    @activity.defn(name="credit")
-    def freezing_credit(step: StepInput) -> StepResult:
-        banks["north"].freeze_account("NORTH-001")
-        return real_south.credit(step)  # SOUTH-404: refused
-
     @activity.defn(name="settle_manually")
     def flaky_settle(request: SettleInput) -> SettleResult:
         if south_down:
@@ -308,7 +308,7 @@ async def test_a_resolve_that_failed_part_way_is_finished_by_resolve_never_by_re
         return real_south.settle_manually(request)
 
     async with topology(
-        client, banks, south={"credit": freezing_credit, "settle_manually": flaky_settle}
+        client, banks, south={"credit": freezing_alice(banks), "settle_manually": flaky_settle}
     ) as task_queue:
         handle = await _start(client, task_queue, cross("NORTH-001", "SOUTH-404", "60"))
         await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
