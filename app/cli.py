@@ -70,7 +70,7 @@ from ledger.audit import (
 )
 from workflows import visibility
 from workflows.banks import bank_task_queue
-from workflows.transfer import (
+from workflows.contract import (
     DEFAULT_DEADLINE_SECONDS,
     FINAL_STATUSES,
     ResolveRequest,
@@ -78,8 +78,8 @@ from workflows.transfer import (
     TransferRequest,
     TransferState,
     TransferStatus,
-    TransferWorkflow,
 )
+from workflows.transfer import TransferWorkflow
 
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 

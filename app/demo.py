@@ -22,7 +22,8 @@ from app.worker import running_bank_workers, running_worker
 from ledger import LedgerStore, open_store
 from ledger.audit import audit_banks
 from workflows.banks import bank_task_queue
-from workflows.transfer import TransferRequest, TransferWorkflow
+from workflows.contract import TransferRequest
+from workflows.transfer import TransferWorkflow
 
 ACCOUNTS = [
     ("ACC-001", "Alice", Decimal("1000.00")),

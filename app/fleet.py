@@ -11,7 +11,7 @@ from temporalio.client import Client, WorkflowExecution
 
 from ledger import validate_account_id
 from workflows import visibility
-from workflows.transfer import LOW_LATENCY_WORKFLOW_NAME, WORKFLOW_NAME, TransferStatus
+from workflows.contract import LOW_LATENCY_WORKFLOW_NAME, WORKFLOW_NAME, TransferStatus
 
 #: Outcomes in which the money did not (or not only) move forward.
 _UNDONE = (

@@ -8,7 +8,7 @@ from app.fleet import Stats, TransferRow
 from app.transfers import TransferOutcome
 from ledger import Account, AccountKind, Receipt
 from ledger.audit import AuditReport, BanksAuditReport
-from workflows.transfer import StepState, TransferState
+from workflows.contract import StepState, TransferState
 
 
 def balance_table(accounts: list[Account], bank: str | None = None) -> str:

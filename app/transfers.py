@@ -18,14 +18,14 @@ from temporalio.exceptions import (
 )
 
 from workflows import visibility
-from workflows.transfer import (
+from workflows.contract import (
     LOW_LATENCY_WORKFLOW_NAME,
     WORKFLOW_NAME,
-    LowLatencyTransferWorkflow,
     TransferRequest,
     TransferResult,
-    TransferWorkflow,
 )
+from workflows.low_latency import LowLatencyTransferWorkflow
+from workflows.transfer import TransferWorkflow
 
 TransferHandle = WorkflowHandle[Any, TransferResult]
 

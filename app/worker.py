@@ -18,7 +18,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from activities import LedgerActivities
 from ledger import LedgerStore
 from workflows.banks import bank_task_queue
-from workflows.transfer import LowLatencyTransferWorkflow, TransferWorkflow
+from workflows.low_latency import LowLatencyTransferWorkflow
+from workflows.transfer import TransferWorkflow
 
 #: Threads for the blocking ledger calls; also the activity concurrency limit.
 ACTIVITY_THREADS = 16

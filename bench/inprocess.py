@@ -24,7 +24,7 @@ from app.transfers import start_transfer, wait_outcome
 from app.worker import running_worker
 from bench.measure import Meter, PhaseResult, drive, pair
 from ledger import open_store
-from workflows.transfer import TransferRequest
+from workflows.contract import TransferRequest
 
 
 async def _main(args: argparse.Namespace) -> PhaseResult:

@@ -38,7 +38,7 @@ from bench.floor import FLOOR_WORKFLOW
 from bench.measure import Meter, PhaseResult, drive, pair
 from ledger import LedgerStore, open_store
 from ledger.audit import audit
-from workflows.transfer import TransferRequest
+from workflows.contract import TransferRequest
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,12 +1,42 @@
-"""A compensation stack for sagas, usable from any Temporal workflow.
+"""A compensation stack for sagas, usable from any Temporal workflow (or plain asyncio).
 
 Register a compensation *before* the step it undoes runs: if the step fails
 halfway, or times out after it secretly committed, its compensation still
-runs and must cope with "the step never happened". On failure call
-`compensate()`: the stack unwinds in reverse order of registration.
+runs and must cope with "the step never happened". On failure or
+cancellation call `Saga.compensate`: the stack unwinds in reverse order of
+registration, shielded from cancellation, so a cancel that arrives while
+compensations run does not stop them halfway (Temporal's Java `Saga` does not
+shield, sdk-java#305). Once the stack is unwound, such a cancel is raised.
 
-Nothing here does I/O, reads a clock or draws random numbers, so it is
-deterministic inside a workflow and testable on plain asyncio.
+Usage in a workflow (activities ``book_car`` ... ``cancel_hotel`` registered
+by name on the worker)::
+
+    from datetime import timedelta
+    from temporalio import workflow
+    from workflows.saga import Saga
+
+    @workflow.defn
+    class BookTrip:
+        @workflow.run
+        async def run(self, trip: str) -> str:
+            saga, timeout = Saga(), {"start_to_close_timeout": timedelta(seconds=10)}
+            undo = lambda name: lambda: workflow.execute_activity(name, trip, **timeout)
+            try:
+                saga.add_compensation("cancel_car", undo("cancel_car"))
+                await workflow.execute_activity("book_car", trip, **timeout)
+                saga.add_compensation("cancel_hotel", undo("cancel_hotel"))
+                await workflow.execute_activity("book_hotel", trip, **timeout)
+            except BaseException:  # a failed step, or the workflow being cancelled
+                await saga.compensate()  # cancel_hotel, then cancel_car
+                raise
+            return "booked"
+
+A compensation that fails is reported, never swallowed: `compensate` raises
+`CompensationError` listing every failure and what is still owed, and a
+later call runs only what is still owed.
+
+Nothing here imports Temporal, does I/O, reads a clock or draws random
+numbers, so it is deterministic inside a workflow and testable on plain asyncio.
 """
 
 from __future__ import annotations
@@ -14,8 +44,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 Compensation = Callable[[], Awaitable[object]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -35,11 +67,15 @@ class CompensationError(Exception):
             the order the next `Saga.compensate` call would run them.
     """
 
-    def __init__(self, failures: list[CompensationFailure], pending: list[str]) -> None:
+    def __init__(
+        self, failures: list[CompensationFailure], pending: list[str], *, cancelled: bool = False
+    ) -> None:
         details = "; ".join(f"{f.name}: {_describe(f.error)}" for f in failures)
         super().__init__(f"{len(failures)} compensation(s) failed: {details}")
         self.failures = failures
         self.pending = pending
+        #: A cancellation arrived while the compensations ran.
+        self.cancelled = cancelled
 
 
 def _describe(error: BaseException) -> str:
@@ -63,6 +99,9 @@ class Saga:
             workflow, catch only `ActivityError` and friends, so a bug fails
             the workflow task (and is fixed and replayed) instead of being
             reported as a failed compensation.
+        shielded: Run the compensations to the end even if the caller is
+            cancelled meanwhile (the default), then raise the cancellation.
+            If false, a cancellation stops them where they are.
     """
 
     def __init__(
@@ -71,8 +110,10 @@ class Saga:
         parallel: bool = False,
         continue_on_failure: bool = True,
         catch: tuple[type[Exception], ...] = (Exception,),
+        shielded: bool = True,
     ) -> None:
         self._parallel = parallel
+        self._shielded = shielded
         self._continue = continue_on_failure
         self._catch = catch
         self._stack: list[tuple[str, Compensation]] = []
@@ -97,14 +138,20 @@ class Saga:
             of completion.
 
         Raises:
-            CompensationError: At least one compensation failed; it lists all.
+            CompensationError: At least one compensation failed; it lists all
+                (and says whether a cancellation arrived meanwhile).
+            asyncio.CancelledError: The caller was cancelled while the
+                compensations ran; all of them ran first.
         """
-        if self._parallel:
-            done, failures = await self._run_parallel()
+        run = self._run_parallel if self._parallel else self._run_sequential
+        if self._shielded:
+            (done, failures), cancelled = await run_shielded(run)
         else:
-            done, failures = await self._run_sequential()
+            (done, failures), cancelled = await run(), False
         if failures:
-            raise CompensationError(failures, self.pending)
+            raise CompensationError(failures, self.pending, cancelled=cancelled)
+        if cancelled:
+            raise asyncio.CancelledError()
         return done
 
     async def _run_sequential(self) -> tuple[list[str], list[CompensationFailure]]:
@@ -140,3 +187,29 @@ class Saga:
             else:
                 raise outcome  # a bug or a cancellation: not ours to report
         return done, failures
+
+
+async def run_shielded(
+    work: Callable[[], Awaitable[T]], on_cancel: Callable[[], object] | None = None
+) -> tuple[T, bool]:
+    """Run `work` to the end even if the caller is cancelled meanwhile.
+
+    Args:
+        work: What to run, in a task of its own that a cancellation of the
+            caller does not reach.
+        on_cancel: Called each time a cancellation arrives (to log it, say).
+
+    Returns:
+        What `work` returned, and whether a cancellation arrived while it ran
+        (the caller decides what that means once the work is done).
+    """
+    task = asyncio.ensure_future(work())
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+            if not task.done() and on_cancel is not None:
+                on_cancel()
+    return task.result(), cancelled

@@ -20,7 +20,7 @@ from temporalio.common import (
 )
 
 if TYPE_CHECKING:
-    from workflows.transfer import StepState, TransferRequest, TransferState
+    from workflows.contract import StepState, TransferRequest, TransferState
 
 TRANSFER_STATUS = SearchAttributeKey.for_keyword("TransferStatus")
 SOURCE_ACCOUNT = SearchAttributeKey.for_keyword("SourceAccount")

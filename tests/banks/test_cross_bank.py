@@ -21,14 +21,14 @@ from app.worker import running_bank_worker, running_workflow_worker
 from ledger import CLEARING_ACCOUNT, LedgerStore, open_store
 from ledger.audit import audit_banks
 from tests.workflows.helpers import wait_for_status
-from workflows.transfer import (
+from workflows.contract import (
     ResolveRequest,
     RetryRequest,
     StepStatus,
     TransferRequest,
     TransferStatus,
-    TransferWorkflow,
 )
+from workflows.transfer import TransferWorkflow
 
 OPENING = {
     "north": {"NORTH-001": ("Alice", "1000.00"), "NORTH-002": ("Bob", "500.00")},

@@ -22,7 +22,7 @@ from ledger import LedgerStore, open_store
 from tests.conftest import OPENING
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import freezing_credit, park
-from workflows.transfer import RetryRequest
+from workflows.contract import RetryRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e

@@ -29,12 +29,8 @@ from ledger import LedgerStore, open_store
 from tests.keys import TEST_CONVERTER, TEST_RING
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import freezing_credit, hanging_credit, park
-from workflows.transfer import (
-    ResolveRequest,
-    RetryRequest,
-    TransferRequest,
-    TransferWorkflow,
-)
+from workflows.contract import ResolveRequest, RetryRequest, TransferRequest
+from workflows.transfer import TransferWorkflow
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 HERE = Path(__file__).parent

@@ -39,7 +39,8 @@ from ledger import AccountKind, LedgerStore, open_store
 from ledger.audit import audit, audit_banks, group_across_banks
 from tests.keys import TEST_CONVERTER, TEST_KEYS
 from workflows.banks import bank_of
-from workflows.transfer import TransferRequest, TransferStatus, TransferWorkflow
+from workflows.contract import TransferRequest, TransferStatus
+from workflows.transfer import TransferWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENING = Decimal("1000.00")

@@ -23,7 +23,7 @@ from app.temporal import connect
 from app.worker import running_bank_worker, running_workflow_worker
 from ledger import LedgerStore, Receipt
 from tests.workflows.conftest import transfer_worker
-from workflows.transfer import FORWARD
+from workflows.steps import FORWARD
 
 
 class ChaosLedger:

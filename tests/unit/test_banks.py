@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from app.config import ConfigError, Settings
 from workflows.banks import UnknownBank, bank_code, bank_of, bank_task_queue
-from workflows.transfer import TransferRequest
+from workflows.contract import TransferRequest
 
 
 @pytest.mark.parametrize(

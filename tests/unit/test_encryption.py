@@ -27,7 +27,7 @@ from app.encryption import (
     write_key_file,
 )
 from tests.keys import TEST_CONVERTER, TEST_KEY_ID, TEST_RING
-from workflows.transfer import TransferRequest
+from workflows.contract import TransferRequest
 
 REQUEST = TransferRequest(
     source_account="ACC-001", destination_account="ACC-002", amount="150.00", deadline_seconds=60

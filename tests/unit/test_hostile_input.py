@@ -21,7 +21,7 @@ from ledger import (
 )
 from ledger.models import ACCOUNT_ID_PATTERN, validate_owner
 from ledger.money import MAX_AMOUNT
-from workflows.transfer import TransferRequest
+from workflows.contract import TransferRequest
 
 #: Text as users and attackers type it: any Unicode, SQL and shell metacharacters.
 HOSTILE = st.one_of(

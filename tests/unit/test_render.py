@@ -3,12 +3,7 @@
 from decimal import Decimal
 
 from app.render import state_text
-from workflows.transfer import (
-    StepState,
-    TransferRequest,
-    TransferState,
-    TransferStatus,
-)
+from workflows.contract import StepState, TransferRequest, TransferState, TransferStatus
 
 
 def _parked(**extra: object) -> TransferState:

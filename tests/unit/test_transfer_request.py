@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.transfers import validation_message
-from workflows.transfer import TransferRequest
+from workflows.contract import TransferRequest
 
 
 def test_decimal_string_amount_is_accepted() -> None:

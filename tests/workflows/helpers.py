@@ -9,7 +9,8 @@ from temporalio.client import Client, WorkflowFailureError
 
 from activities import LedgerActivities, StepInput, StepResult
 from ledger import LedgerStore
-from workflows.transfer import TransferRequest, TransferState, TransferStatus, TransferWorkflow
+from workflows.contract import TransferRequest, TransferState, TransferStatus
+from workflows.transfer import TransferWorkflow
 
 
 def request(source: str, destination: str, amount: str, **extra: Any) -> TransferRequest:

@@ -17,14 +17,14 @@ from ledger import LedgerStore
 from tests.conftest import balances, opening_balances
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import freezing_credit, new_id, postings_of, request, wait_for_status
-from workflows.transfer import (
-    LowLatencyTransferWorkflow,
+from workflows.contract import (
     RetryRequest,
     StepStatus,
     TransferRequest,
     TransferState,
     TransferStatus,
 )
+from workflows.low_latency import LowLatencyTransferWorkflow
 
 
 async def _run_low_latency(

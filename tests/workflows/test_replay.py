@@ -26,16 +26,11 @@ from ledger import LedgerStore
 from tests.keys import TEST_CONVERTER, TEST_RING
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import freezing_credit, new_id, park
-from workflows.transfer import (
-    OPERATOR_LOG_PATCH,
-    SETTLEMENT_BEGUN_PATCH,
-    LowLatencyTransferWorkflow,
-    ResolveRequest,
-    RetryRequest,
-    TransferRequest,
-    TransferResult,
-    TransferWorkflow,
-)
+from workflows.contract import ResolveRequest, RetryRequest, TransferRequest, TransferResult
+from workflows.low_latency import LowLatencyTransferWorkflow
+from workflows.patches import OPERATOR_LOG as OPERATOR_LOG_PATCH
+from workflows.patches import SETTLEMENT_BEGUN as SETTLEMENT_BEGUN_PATCH
+from workflows.transfer import TransferWorkflow
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 #: The same scenarios recorded before payload encryption and the operator

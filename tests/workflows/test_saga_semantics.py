@@ -36,14 +36,9 @@ from tests.workflows.helpers import (
     run,
     wait_for_status,
 )
-from workflows.transfer import (
-    UNKNOWN_OPERATOR,
-    ResolveRequest,
-    RetryRequest,
-    StepStatus,
-    TransferStatus,
-    TransferWorkflow,
-)
+from workflows.contract import ResolveRequest, RetryRequest, StepStatus, TransferStatus
+from workflows.operators import UNKNOWN_OPERATOR
+from workflows.transfer import TransferWorkflow
 
 REFUND_ALL = [("debit", "debit"), ("reverse_credit", "void"), ("reverse_debit", "reversal")]
 

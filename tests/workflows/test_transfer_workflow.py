@@ -20,12 +20,9 @@ from tests.conftest import balances, opening_balances
 from tests.workflows.conftest import transfer_worker
 from tests.workflows.helpers import new_id, postings_of, request, run
 from workflows import visibility
-from workflows.transfer import (
-    FORWARD,
-    StepStatus,
-    TransferStatus,
-    TransferWorkflow,
-)
+from workflows.contract import StepStatus, TransferStatus
+from workflows.steps import FORWARD
+from workflows.transfer import TransferWorkflow
 
 
 async def test_transfer_completes_and_moves_the_money_once(

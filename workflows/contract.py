@@ -1,0 +1,197 @@
+"""What clients and the Web UI see of a transfer: its request, result, state and updates.
+
+These pydantic models are the transfer's public contract: the starter, the
+CLI and any other client send and read them, Temporal stores them (encrypted)
+in the workflow's history, and the `state` query returns them. Change them
+only in ways that old histories and old clients still validate against.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from activities.ledger_activities import AccountId, Amount, Note, Operator
+from ledger import EXTERNAL_ACCOUNT, Receipt, SameAccount
+from workflows import banks
+
+#: The workflow type names clients start (also the names in recorded histories).
+WORKFLOW_NAME = "TransferWorkflow"
+LOW_LATENCY_WORKFLOW_NAME = "LowLatencyTransferWorkflow"
+
+#: How long a transfer may take, by default, before it gives up and compensates.
+DEFAULT_DEADLINE_SECONDS = 300
+MAX_DEADLINE_SECONDS = 7 * 24 * 3600
+
+
+BankName = Annotated[str, BeforeValidator(banks.validate_bank_name)]
+
+
+class TransferRequest(BaseModel):
+    """What a client asks for. The amount may be a decimal string ("150.00")."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source_account: AccountId
+    destination_account: AccountId
+    amount: Amount
+    #: If the transfer has not completed this many seconds after it started,
+    #: it stops and compensates.
+    deadline_seconds: int = Field(default=DEFAULT_DEADLINE_SECONDS, ge=1, le=MAX_DEADLINE_SECONDS)
+    #: With several banks: the bank of each account (named by its account
+    #: number, see `workflows.banks`); each step runs on its bank's task
+    #: queue. Without: every step runs on the workflow's own task queue.
+    source_bank: BankName | None = None
+    destination_bank: BankName | None = None
+
+    @model_validator(mode="after")
+    def _distinct_accounts(self) -> TransferRequest:
+        if self.source_account == self.destination_account:
+            raise SameAccount(self.source_account)
+        if (self.source_bank is None) != (self.destination_bank is None):
+            raise ValueError("source_bank and destination_bank go together: give both or neither")
+        for account, bank in [
+            (self.source_account, self.source_bank),
+            (self.destination_account, self.destination_bank),
+        ]:
+            if bank is not None and banks.bank_code(account) != bank:
+                raise ValueError(f"Account {account} is not at bank {bank}")
+        return self
+
+    @property
+    def routed(self) -> bool:
+        """Whether the steps run at the accounts' banks (several banks)."""
+        return self.source_bank is not None
+
+    @property
+    def cross_bank(self) -> bool:
+        """Whether the money leaves one bank for another."""
+        return self.routed and self.source_bank != self.destination_bank
+
+
+class TransferStatus(StrEnum):
+    """Where a transfer stands."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+    CANCELLED = "cancelled"  # cancelled by a client, compensations done
+    NEEDS_ATTENTION = "needs_attention"  # a compensation failed for good: waits for an operator
+    RESOLVED = "resolved"  # an operator settled it by hand
+
+
+#: The statuses a transfer never leaves.
+FINAL_STATUSES = frozenset(
+    {
+        TransferStatus.COMPLETED,
+        TransferStatus.COMPENSATED,
+        TransferStatus.CANCELLED,
+        TransferStatus.RESOLVED,
+    }
+)
+
+
+class StepStatus(StrEnum):
+    """Where one step stands."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    COMPENSATED = "compensated"  # a forward step that applied and was reversed
+    SKIPPED = "skipped"  # a forward step that never ran: an earlier one failed
+
+
+class StepError(BaseModel):
+    """Why a step (or the transfer) failed: a stable type and a message."""
+
+    type: str
+    message: str
+
+
+class StepState(BaseModel):
+    """One forward step, compensation or operator settlement of a transfer."""
+
+    name: str
+    kind: Literal["forward", "compensation", "operator"]
+    status: StepStatus = StepStatus.PENDING
+    result: Receipt | None = None
+    error: StepError | None = None
+    attempts: int = 0
+
+
+class RetryRequest(BaseModel):
+    """The `retry` update: run the pending compensations again."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    note: Note | None = None
+    #: Who acts; recorded in each bank's operator log (optional only so that
+    #: updates sent before it existed still validate).
+    operator: Operator | None = None
+
+
+class ResolveRequest(BaseModel):
+    """The `resolve` update: an operator settled the transfer by hand.
+
+    What the transfer left in clearing moves to `settle_to` (EXTERNAL when
+    the money left the ledger by hand, such as a cheque) under the key
+    ``<transfer id>/settle_manually``, with the note as its memo.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    note: Note
+    settle_to: AccountId = EXTERNAL_ACCOUNT
+    #: Who acts; recorded in each bank's operator log (optional only so that
+    #: updates sent before it existed still validate).
+    operator: Operator | None = None
+
+
+class OperatorAction(BaseModel):
+    """One operator action on a parked transfer, and how it went."""
+
+    action: Literal["retry", "resolve"]
+    note: str | None
+    outcome: str
+    #: Who acted, as the ledger's operator log names them.
+    operator: str | None = None
+
+
+class TransferState(BaseModel):
+    """The `state` query: the transfer and every step, at this moment."""
+
+    transfer_id: str
+    request: TransferRequest
+    status: TransferStatus
+    steps: list[StepState]
+    error: StepError | None = None
+    compensation_errors: list[StepError] = []
+    pending_compensations: list[str] = []
+    operator_actions: list[OperatorAction] = []
+    #: A resolve failed part-way: its settlement may have posted at a bank,
+    #: so only `resolve` (idempotent) may finish the transfer, never `retry`.
+    settlement_begun: bool = False
+
+    def step(self, name: str) -> StepState:
+        """The step called `name` (KeyError if it has not been added)."""
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+
+class TransferResult(BaseModel):
+    """A completed transfer: what moved, with both ledger receipts."""
+
+    transfer_id: str
+    source_account: str
+    destination_account: str
+    amount: Decimal
+    debit: Receipt
+    credit: Receipt
