@@ -73,6 +73,7 @@ def typed(cls: type[D], namespace: argparse.Namespace) -> D:
     return cls(**{f.name: getattr(namespace, f.name) for f in fields(cls)})
 
 
+#: A command's coroutine: settings and its typed arguments in, the exit code out.
 Handler = Callable[[Settings, A], Coroutine[Any, Any, int]]
 
 
@@ -81,7 +82,7 @@ class Command(Generic[A]):
     """A command's typed arguments and the coroutine that carries it out."""
 
     args: type[A]
-    handler: Callable[[Settings, A], Coroutine[Any, Any, int]]
+    handler: Handler[A]
 
     def bind(self, namespace: argparse.Namespace) -> tuple[A, Handler[A]]:
         """The typed arguments from `namespace`, and the handler that takes them."""
@@ -111,7 +112,7 @@ def add_command(
     commands: argparse._SubParsersAction[CommandParser],
     name: str,
     args: type[A],
-    handler: Callable[[Settings, A], Coroutine[Any, Any, int]],
+    handler: Handler[A],
     **options: Any,
 ) -> CommandParser:
     """Add command `name` whose handler takes `args`; returns its parser.
