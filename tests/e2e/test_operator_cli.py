@@ -16,7 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from app import cli as app_cli
+from app.cli import operators as app_cli
 from app.config import Settings
 from ledger import LedgerStore, open_store
 from tests.conftest import OPENING

@@ -1,0 +1,147 @@
+"""`accounts open|list|close|freeze|unfreeze`: the ledger's customer accounts."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from app import render
+from app.cli.commands import Args, CommandParser, add_command
+from app.cli.output import EXIT_OK, EXIT_USAGE, CommandError, Output
+from app.config import Settings
+from ledger import Account, LedgerStore, format_amount, parse_amount
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenAccount(Args):
+    """`accounts open ID --owner NAME [--balance AMOUNT] [--bank NAME]`."""
+
+    account_id: str
+    owner: str
+    balance: str
+    bank: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListAccounts(Args):
+    """`accounts list [--bank NAME]`."""
+
+    bank: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountAction(Args):
+    """`accounts close|freeze|unfreeze ID`."""
+
+    account_id: str
+
+
+def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
+    """Add `accounts` and its actions."""
+    accounts = commands.add_parser("accounts", help="open and list ledger accounts")
+    actions = accounts.add_subparsers(dest="accounts_command", required=True, metavar="ACTION")
+    opening = add_command(actions, "open", OpenAccount, _open, help="open a customer account")
+    opening.add_argument("account_id", metavar="ID")
+    opening.add_argument("--owner", required=True, help="the account holder's name")
+    opening.add_argument("--balance", default="0", help="opening balance, e.g. 1000.00")
+    opening.add_argument(
+        "--bank", metavar="NAME", help="with TRANSFER_BANKS: the bank (its number must name it)"
+    )
+    listing = add_command(
+        actions, "list", ListAccounts, _list, help="all accounts, as one consistent snapshot"
+    )
+    listing.add_argument("--bank", metavar="NAME", help="with TRANSFER_BANKS: this bank only")
+    for name, handler, help_text in (
+        ("close", _close, "close an account whose balance is zero"),
+        ("freeze", _freeze, "stop an account taking any posting"),
+        ("unfreeze", _unfreeze, "let a frozen account take postings"),
+    ):
+        action = add_command(actions, name, AccountAction, handler, help=help_text)
+        action.add_argument("account_id", metavar="ID")
+
+
+def account_json(account: Account, bank: str | None) -> dict[str, Any]:
+    """An account as JSON: the same shape in every command that prints one."""
+    return ({"bank": bank} if bank else {}) | {
+        "id": account.id,
+        "owner": account.owner,
+        "kind": account.kind.value,
+        "balance": format_amount(account.balance),
+        "status": account.status.value,
+    }
+
+
+def _ledger_of(settings: Settings, account_id: str) -> LedgerStore:
+    """The ledger that holds an account: the one ledger, or its bank's."""
+    if not settings.multi_bank:
+        return settings.open_ledger()
+    return settings.open_ledger(settings.bank_of(account_id))
+
+
+def _bank_name(settings: Settings, account_id: str) -> str | None:
+    return settings.bank_of(account_id) if settings.multi_bank else None
+
+
+async def _open(settings: Settings, args: OpenAccount) -> int:
+    store = _ledger_of(settings, args.account_id)
+    if args.bank is not None:
+        bank = settings.require_bank(args.bank)
+        if settings.bank_of(args.account_id) != bank:
+            raise CommandError(
+                f"Account {args.account_id} is at bank {settings.bank_of(args.account_id)} "
+                f"(its number says so), not {bank}: number it {bank.upper()}-...",
+                EXIT_USAGE,
+            )
+    account = store.open_account(
+        args.account_id, args.owner, parse_amount(args.balance, allow_zero=True)
+    )
+    bank_name = _bank_name(settings, account.id)
+    at = f" at bank {bank_name}" if bank_name else ""
+    Output(args.json).result(
+        f"Opened {account.id}{at} for {account.owner} with {format_amount(account.balance)}",
+        account_json(account, bank_name),
+    )
+    return EXIT_OK
+
+
+async def _close(settings: Settings, args: AccountAction) -> int:
+    account = _ledger_of(settings, args.account_id).close_account(args.account_id)
+    Output(args.json).result(
+        f"Closed {account.id}", account_json(account, _bank_name(settings, account.id))
+    )
+    return EXIT_OK
+
+
+async def _freeze(settings: Settings, args: AccountAction) -> int:
+    account = _ledger_of(settings, args.account_id).freeze_account(args.account_id)
+    Output(args.json).result(
+        f"Froze {account.id}: it takes no postings until unfrozen",
+        account_json(account, _bank_name(settings, account.id)),
+    )
+    return EXIT_OK
+
+
+async def _unfreeze(settings: Settings, args: AccountAction) -> int:
+    account = _ledger_of(settings, args.account_id).unfreeze_account(args.account_id)
+    Output(args.json).result(
+        f"Unfroze {account.id}", account_json(account, _bank_name(settings, account.id))
+    )
+    return EXIT_OK
+
+
+async def _list(settings: Settings, args: ListAccounts) -> int:
+    out = Output(args.json)
+    if not settings.multi_bank:
+        if args.bank is not None:
+            settings.require_bank(args.bank)  # explains that no banks are configured
+        accounts = settings.open_ledger().list_accounts()
+        out.result(render.balance_table(accounts), [account_json(a, None) for a in accounts])
+        return EXIT_OK
+    banks = [settings.require_bank(args.bank)] if args.bank else list(settings.banks)
+    listed = {b: settings.open_ledger(b).list_accounts() for b in banks}
+    out.result(
+        "\n\n".join(render.balance_table(accs, b) for b, accs in listed.items()),
+        [account_json(a, b) for b, accs in listed.items() for a in accs],
+    )
+    return EXIT_OK

@@ -1,0 +1,191 @@
+"""`worker.py` (`saga-transfer-worker`): run the transfer workflows and the ledger's steps."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from temporalio.runtime import Runtime
+
+from app.cli.commands import CommandParser, UsageError, add_version, typed
+from app.cli.output import (
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    CommandError,
+    Output,
+    exit_process,
+    guard,
+)
+from app.config import Settings
+from app.encryption import KeyRing
+from app.temporal import metrics_runtime, missing_search_attributes, server_client
+from app.worker import running_bank_workers, running_worker, wait_for_stop_signal
+from workflows.banks import bank_task_queue
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    """`worker.py [--dev] [--metrics-port PORT] [--workflows | --bank NAME] ...`."""
+
+    dev: bool
+    metrics_port: int | None
+    metrics_host: str
+    workflows: bool
+    bank: str | None
+    log_level: str
+
+
+def worker_parser(prog: str = "worker.py") -> CommandParser:
+    """The worker's command line."""
+    parser = CommandParser(
+        prog=prog, description="Run the money-transfer worker (workflows and activities)."
+    )
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        help="start the embedded Temporal dev server (state in .data/, Web UI on :8233) "
+        "unless one already answers",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port (default: off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address the metrics endpoint binds to (default 127.0.0.1; 0.0.0.0 for all)",
+    )
+    role = parser.add_mutually_exclusive_group()
+    role.add_argument(
+        "--workflows",
+        action="store_true",
+        help="with TRANSFER_BANKS: run only the transfer workflows (no ledger)",
+    )
+    role.add_argument(
+        "--bank",
+        metavar="NAME",
+        help="with TRANSFER_BANKS: run only this bank's ledger steps, on task queue bank-NAME",
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    add_version(parser)
+    return parser
+
+
+def worker_main(argv: Sequence[str] | None = None, *, prog: str = "worker.py") -> int:
+    """`python worker.py [--dev]`: run until SIGINT or SIGTERM; returns the exit code."""
+    out = Output()
+    try:
+        args = typed(WorkerArgs, worker_parser(prog).parse_args(argv))
+    except UsageError as err:
+        return out.usage_error(err.usage, err.message)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    runtime, address = None, None
+    if args.metrics_port:
+        runtime = metrics_runtime(args.metrics_host, args.metrics_port)
+        address = f"{args.metrics_host}:{args.metrics_port}"
+    return guard(
+        lambda: _run_worker(
+            Settings.from_env(),
+            dev=args.dev,
+            runtime=runtime,
+            metrics_address=address,
+            bank=args.bank,
+            workflows_only=args.workflows,
+        ),
+        out,
+    )
+
+
+def run() -> NoReturn:
+    """The `saga-transfer-worker` console command."""
+    exit_process(worker_main(prog="saga-transfer-worker"))
+
+
+async def _run_worker(
+    settings: Settings,
+    *,
+    dev: bool,
+    runtime: Runtime | None,
+    metrics_address: str | None,
+    bank: str | None = None,
+    workflows_only: bool = False,
+) -> int:
+    if not settings.multi_bank and (bank or workflows_only):
+        raise CommandError(
+            "--bank and --workflows split the work between banks: set TRANSFER_BANKS "
+            "(such as north,south) first",
+            EXIT_USAGE,
+        )
+    served = [settings.require_bank(bank)] if bank else [] if workflows_only else settings.banks
+    stores = {b: settings.open_ledger(b) for b in served}
+    async with server_client(settings, dev=dev, runtime=runtime) as client:
+        if bank is None:
+            missing = await missing_search_attributes(client)
+            if missing:
+                raise CommandError(
+                    f"Search attributes {', '.join(missing)} are not registered on namespace "
+                    f"{client.namespace}: run `python starter.py setup` once",
+                    EXIT_UNAVAILABLE,
+                )
+        where = f"{client.service_client.config.target_host} (namespace {client.namespace})"
+        running: contextlib.AbstractAsyncContextManager[Any]
+        if not settings.multi_bank:
+            store = settings.open_ledger()
+            running = running_worker(client, store, task_queue=settings.task_queue)
+            what = f"task queue {settings.task_queue!r} at {where}, ledger {store!r}"
+        else:
+            running = running_bank_workers(
+                client, stores, task_queue=settings.task_queue, workflows=bank is None
+            )
+            parts = [] if bank else [f"workflows on task queue {settings.task_queue!r}"]
+            for b, store_b in stores.items():
+                queue = bank_task_queue(b, settings.task_queue)
+                parts.append(f"bank {b} on {queue!r} (ledger {store_b!r})")
+            what = f"{'; '.join(parts)} at {where}"
+        async with running, contextlib.AsyncExitStack() as codec:
+            if metrics_address:
+                print(f"Prometheus metrics on http://{metrics_address}/metrics", flush=True)
+            ring = settings.key_ring(create=True) if dev else None
+            if ring is not None:
+                await _serve_codec(codec, settings, ring)
+            print(f"Worker running: {what}. Web UI: {settings.ui_url}. Ctrl-C to stop.", flush=True)
+            sig = await wait_for_stop_signal()
+            print(f"Received {sig.name}; finishing in-flight work and stopping ...", flush=True)
+    return EXIT_OK
+
+
+async def _serve_codec(stack: contextlib.AsyncExitStack, settings: Settings, ring: KeyRing) -> None:
+    """The dev server's Web UI decodes through TRANSFER_CODEC_URL: serve it from this worker."""
+    import errno
+
+    from app.codec_server import codec_port, serving_codec, sign_in_url, token_source
+
+    token = settings.codec_token_value(create=True)
+    try:
+        url = await stack.enter_async_context(serving_codec(settings, ring, token))
+    except OSError as err:
+        why = (
+            "is taken (another `worker.py --dev` may serve it)"
+            if err.errno == errno.EADDRINUSE
+            else f"cannot be used ({err})"
+        )
+        print(
+            f"Codec server not started: port {codec_port(settings)} {why}; the "
+            f"Web UI decodes through whatever answers at {settings.codec_url}.",
+            flush=True,
+        )
+    else:
+        print(
+            f"Codec server for the Web UI on {url}: sign a browser in at "
+            f"{sign_in_url(settings, url)} with the token in "
+            f"{token_source(settings)}",
+            flush=True,
+        )
