@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.measure import PhaseResult
-from bench.run import SCENARIOS
+from bench.scenarios import SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
 
