@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format worker histories soak bench clean
+.PHONY: install demo test lint format worker histories soak bench bench-docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,11 @@ format: install
 soak: install  ## the bank soak test: make soak SOAK_ARGS="--transfers 2000 --seed 7 --ledger-url ..."
 	$(BIN)/python -m tests.soak.bank $(SOAK_ARGS)
 
-bench: install  ## the benchmark (README, Performance): make bench BENCH_ARGS="--transfers 10000 --only transfer"
+bench: install  ## the benchmark (docs/performance.md): make bench BENCH_ARGS="--transfers 10000 --only transfer"
 	$(BIN)/python -m bench --json bench-report.json $(BENCH_ARGS)
+
+bench-docs: install  ## docs/performance.md's figures, from the bench-report.json of the last `make bench`
+	$(BIN)/python -m bench.report bench-report.json --page docs/performance.md
 
 histories: install  ## re-record tests/histories/*.json on a fresh dev server (see README)
 	$(BIN)/python -m tests.histories.record

@@ -81,6 +81,46 @@ class PhaseResult:
         """p50 in seconds."""
         return statistics.median(self.latencies) if self.latencies else float("nan")
 
+    def then(self, later: PhaseResult) -> PhaseResult:
+        """Two rounds of a phase as one: their workflows together, `later` after this one."""
+        return PhaseResult(
+            latencies=self.latencies + later.latencies,
+            wall=self.wall + later.wall,
+            cpu_seconds=self.cpu_seconds + later.cpu_seconds,
+            peak_rss=max(self.peak_rss, later.peak_rss),
+            rss_samples=self.rss_samples + [(t + self.wall, rss) for t, rss in later.rss_samples],
+            outcomes=dict(Counter(self.outcomes) + Counter(later.outcomes)),
+            marks=self.marks + [t + self.wall for t in later.marks],
+        )
+
+
+@dataclass
+class PhaseReport:
+    """A phase of one scenario at one concurrency, over every round so far."""
+
+    scenario: str
+    label: str
+    concurrency: int
+    result: PhaseResult
+    events: float | None = None  # mean history events per workflow (sampled)
+    history_bytes: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def check(self, expect: str) -> None:
+        """Record a problem unless every workflow ended as `expect`."""
+        wrong = {k: v for k, v in self.result.outcomes.items() if k != expect}
+        if wrong:
+            self.problems.append(f"expected every workflow {expect}, got {wrong}")
+
+    def absorb(self, later: PhaseReport) -> None:
+        """Merge a later round of the same phase into this one."""
+        self.result = self.result.then(later.result)
+        self.problems += later.problems
+        if later.events is not None and self.events is not None:
+            self.events = (self.events + later.events) / 2
+        if later.history_bytes is not None and self.history_bytes is not None:
+            self.history_bytes = (self.history_bytes + later.history_bytes) / 2
+
 
 class Meter:
     """CPU and resident memory of some processes (summed), sampled while a phase runs."""

@@ -4,7 +4,7 @@
                            [--sandboxed|--unsandboxed] [--ledger-url URL]
 
 Connects with Temporal's environment configuration (TEMPORAL_ADDRESS), prints
-``ready`` once polling, and runs until SIGTERM. A process of its own, so the
+`READY` once polling, and runs until SIGTERM. A process of its own, so the
 driver can meter its CPU and memory alone.
 """
 
@@ -31,6 +31,9 @@ from app.worker import (
 )
 from bench.floor import FloorWorkflow, floor_step
 from ledger import open_store
+
+#: The line the worker prints once it polls; the driver waits for it in the log.
+READY = "bench worker: polling"
 
 
 @contextlib.asynccontextmanager
@@ -75,7 +78,7 @@ async def _main(args: argparse.Namespace) -> None:
             client, store, task_queue=args.task_queue, sandboxed=args.sandboxed
         )
     async with running:
-        print("ready", flush=True)
+        print(READY, flush=True)
         await wait_for_stop_signal()
 
 

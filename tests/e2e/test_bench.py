@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.measure import PhaseResult
-from bench.run import SCENARIOS
+from bench.scenarios import SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +49,9 @@ def test_a_small_benchmark_run_reports_every_scenario(tmp_path: Path) -> None:
     assert "transfer p50 / untuned floor p50 (c=1)" in names
     assert "low-latency throughput / DBOS throughput (c=2)" in names
     assert "Ratios (same run)" in done.stdout
+    # What the docs page shows next to the figures (bench/report.py).
+    assert report["command"].startswith("python -m bench --transfers 4 ")
+    assert report["date"].endswith(" UTC")
 
 
 def test_an_unknown_scenario_is_refused() -> None:
