@@ -23,10 +23,11 @@ demo: install  ## run the three scenarios on the embedded dev server and a fresh
 test: install  ## the whole test suite, offline
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install  ## ruff (lint + format check) and mypy --strict
+lint: install  ## ruff (lint + format check), mypy --strict, and the import layering (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .
