@@ -24,14 +24,8 @@ page on the same machine cannot ride on the session cookie.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import hmac
-import html
 import json
 import logging
-import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -42,17 +36,17 @@ from aiohttp import web
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from temporalio.api.common.v1 import Payloads
 
+from app.codec_auth import DEFAULT_SESSION_TTL, SESSION_COOKIE, Sessions, TokenCheck, authenticate
+from app.codec_pages import login_html, page, signed_in_html
 from app.config import CODEC_TOKEN_FILE_NAME, DEFAULT_CODEC_PORT, Settings
 from app.encryption import EncryptionCodec, EncryptionError, KeyRing
+
+__all__ = ["SESSION_COOKIE", "codec_app", "origin_of", "serving_codec"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_PAYLOADS = 1000
-DEFAULT_SESSION_TTL = timedelta(hours=8)
-SESSION_COOKIE = "codec_session"
-#: Sessions kept at most; the oldest go first (each needs a valid token to make).
-MAX_SESSIONS = 10_000
 ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
 CODEC_PATHS = frozenset({"/encode", "/decode"})
 
@@ -72,73 +66,6 @@ def origin_of(url: str) -> str:
     if port is None or (scheme, port) in {("http", 80), ("https", 443)}:
         return f"{scheme}://{host}"
     return f"{scheme}://{host}:{port}"
-
-
-@dataclasses.dataclass(frozen=True)
-class _Session:
-    token_name: str
-    expires: float  # time.monotonic()
-
-
-class _Sessions:
-    """Signed-in browsers, in memory: a restart signs everyone out.
-
-    Keyed by the SHA-256 of the cookie value, so the dict lookup's timing says
-    nothing about the session ids held.
-    """
-
-    def __init__(self, ttl: timedelta) -> None:
-        self.ttl = ttl
-        self._held: dict[bytes, _Session] = {}
-
-    def start(self, token_name: str) -> str:
-        now = time.monotonic()
-        self._held = {k: s for k, s in self._held.items() if s.expires > now}
-        while len(self._held) >= MAX_SESSIONS:
-            del self._held[next(iter(self._held))]
-        session_id = secrets.token_urlsafe(32)
-        self._held[_digest(session_id)] = _Session(token_name, now + self.ttl.total_seconds())
-        return session_id
-
-    def find(self, session_id: str | None) -> _Session | None:
-        if not session_id:
-            return None
-        key = _digest(session_id)
-        session = self._held.get(key)
-        if session is None:
-            return None
-        if session.expires <= time.monotonic():
-            del self._held[key]
-            return None
-        return session
-
-    def end(self, session_id: str | None) -> None:
-        if session_id:
-            self._held.pop(_digest(session_id), None)
-
-
-def _digest(session_id: str) -> bytes:
-    return hashlib.sha256(session_id.encode("utf-8", "replace")).digest()
-
-
-class _Auth:
-    """Constant-time checks of presented tokens against the configured ones."""
-
-    def __init__(self, tokens: Mapping[str, str]) -> None:
-        if not tokens:
-            raise ValueError("the codec server needs at least one token")
-        if any(not token.strip() for token in tokens.values()):
-            raise ValueError("a codec server token must not be empty")
-        self._tokens = [(name, token.encode()) for name, token in tokens.items()]
-
-    def token_name(self, presented: str) -> str | None:
-        """The name of the token `presented` equals, or None (compares against every token)."""
-        given = presented.encode("utf-8", "replace")
-        found = None
-        for name, token in self._tokens:
-            if hmac.compare_digest(given, token) and given:
-                found = name
-        return found
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -165,8 +92,8 @@ def codec_app(
         max_payloads: Requests with more payloads get 413.
         session_ttl: How long a browser sign-in lasts.
     """
-    auth = _Auth(tokens)
-    sessions = _Sessions(session_ttl)
+    auth = TokenCheck(tokens)
+    sessions = Sessions(session_ttl)
     origins = frozenset(origin_of(origin) for origin in allowed_origins)
 
     def own_origin(request: web.Request) -> str:
@@ -199,7 +126,7 @@ def codec_app(
         return response
 
     async def codec_call(request: web.Request) -> web.Response:
-        who = _authenticate(request, auth, sessions)
+        who = authenticate(request, auth, sessions)
         if who is None:
             return _error(
                 401,
@@ -230,19 +157,19 @@ def codec_app(
 
     async def login_form(request: web.Request) -> web.Response:
         session = sessions.find(request.cookies.get(SESSION_COOKIE))
-        return _page(_signed_in_html(own_origin(request), origins) if session else _login_html(""))
+        return page(signed_in_html(own_origin(request), origins) if session else login_html(""))
 
     async def login(request: web.Request) -> web.Response:
         try:
             form = await request.post()
         except web.HTTPRequestEntityTooLarge:
-            return _page(_login_html("That request is too large."), status=413)
+            return page(login_html("That request is too large."), status=413)
         presented = form.get("token")
         name = auth.token_name(presented.strip()) if isinstance(presented, str) else None
         if name is None:
             logger.warning("sign-in refused: wrong token (from %s)", request.remote)
-            return _page(_login_html("That token is not valid."), status=401)
-        response = _page(_signed_in_html(own_origin(request), origins))
+            return page(login_html("That token is not valid."), status=401)
+        response = page(signed_in_html(own_origin(request), origins))
         response.set_cookie(
             SESSION_COOKIE,
             sessions.start(name),
@@ -257,7 +184,7 @@ def codec_app(
 
     async def logout(request: web.Request) -> web.Response:
         sessions.end(request.cookies.get(SESSION_COOKIE))
-        response = _page(_login_html("Signed out."))
+        response = page(login_html("Signed out."))
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
 
@@ -290,23 +217,6 @@ def _preflight(request: web.Request, cors: dict[str, str], *, allowed: bool) -> 
     return web.Response(status=204, headers=headers)
 
 
-def _authenticate(request: web.Request, auth: _Auth, sessions: _Sessions) -> str | None:
-    """Who is calling (for the log), or None.
-
-    An Authorization header decides on its own, so a wrong token is refused
-    even from a signed-in browser.
-    """
-    header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        name = auth.token_name(presented.strip())
-        return f"bearer token {name!r}" if name else None
-    session = sessions.find(request.cookies.get(SESSION_COOKIE))
-    return f"browser signed in with token {session.token_name!r}" if session else None
-
-
 async def _read_payloads(
     request: web.Request, limit: int, max_payloads: int
 ) -> Payloads | web.Response:
@@ -331,59 +241,6 @@ async def _read_payloads(
         return ParseDict(body, Payloads(), ignore_unknown_fields=True)
     except (ParseError, ValueError, TypeError, RecursionError) as err:
         return _error(400, f"body is not temporal.api.common.v1.Payloads JSON: {err}")
-
-
-def _page(body: str, *, status: int = 200) -> web.Response:
-    return web.Response(
-        text=f"<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
-        f"<title>Codec server sign-in</title><style>{_STYLE}</style></head>"
-        f"<body><main>{body}</main></body></html>\n",
-        status=status,
-        content_type="text/html",
-        headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            "Referrer-Policy": "same-origin",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
-
-
-_STYLE = (
-    "body{font-family:sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}"
-    "input[type=password]{width:100%;padding:.4rem;margin:.5rem 0}"
-    "p.status{font-weight:bold}"
-)
-
-
-def _login_html(status: str) -> str:
-    shown = f"<p class=status role=status>{html.escape(status)}</p>" if status else ""
-    return (
-        "<h1>Sign in to the codec server</h1>"
-        f"{shown}"
-        "<p>Paste the codec token (<code>TRANSFER_CODEC_TOKEN</code>, else the file "
-        f"<code>{CODEC_TOKEN_FILE_NAME}</code> in the data directory, <code>.data/</code> by "
-        "default) to let this browser decrypt payloads in the Temporal Web UI.</p>"
-        '<form method=post action="/login">'
-        "<label for=token>Codec token</label>"
-        "<input id=token name=token type=password autocomplete=off required autofocus>"
-        "<button type=submit>Sign in</button></form>"
-    )
-
-
-def _signed_in_html(endpoint: str, origins: frozenset[str]) -> str:
-    ui = sorted(origins)
-    link = f' Open the <a href="{html.escape(ui[0])}">Web UI</a>.' if ui else ""
-    return (
-        "<h1>Signed in</h1>"
-        "<p class=status role=status>This browser is signed in to the codec server.</p>"
-        "<p>In the Web UI, open the <b>Codec Server</b> settings (the icon in the top bar), "
-        "choose <b>Use my browser setting</b>, enter the endpoint "
-        f"<code>{html.escape(endpoint)}</code>, turn on <b>Include cross-origin "
-        "credentials</b> and apply: the UI then sends this sign-in with its decode "
-        f"requests.{link}</p>"
-        '<form method=post action="/logout"><button type=submit>Sign out</button></form>'
-    )
 
 
 def token_source(settings: Settings) -> str:

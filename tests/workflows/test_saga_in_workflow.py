@@ -51,10 +51,10 @@ async def step(name: str) -> None:
 
 @activity.defn
 async def undo(name: str) -> None:
-    """A compensation: `undo-slow...` waits for the test's release before it finishes."""
+    """A compensation: one whose name holds `slow` waits for the test's release."""
     JOURNAL.calls.append(name)
     JOURNAL.event(name).set()
-    if name.startswith("undo-slow"):
+    if "slow" in name:
         await asyncio.wait_for(JOURNAL.release.wait(), 20)
 
 
@@ -77,7 +77,7 @@ def _compensation(activity_fn: Callable[[str], Any], name: str) -> Callable[[], 
 class ThreeSteps:
     """Three steps, each compensation registered first; unwinds on any failure or cancel.
 
-    A step named ``slow...`` gets a compensation that waits for the test's release.
+    A step whose name holds ``slow`` gets a compensation that waits for the test's release.
     """
 
     @workflow.run
@@ -138,31 +138,48 @@ async def test_a_workflow_cancelled_mid_step_runs_every_compensation_in_reverse(
         await asyncio.wait_for(JOURNAL.event("hang3").wait(), 20)
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as failure:
-            await handle.result()
+            await asyncio.wait_for(handle.result(), 30)
     assert isinstance(failure.value.cause, CancelledError)
     # hang3's compensation is registered before it runs: it may have half-happened.
     assert ["step1", "step2", "hang3", "undo-hang3", "undo-step2", "undo-step1"] == JOURNAL.calls
 
 
+async def cancel_processed(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether the workflow has run a workflow task since its cancel was requested."""
+    seen_cancel = False
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+            seen_cancel = True
+        elif seen_cancel and event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            return True
+    return False
+
+
 async def test_a_cancel_that_arrives_while_compensating_does_not_stop_the_compensations(
     client: Client,
 ) -> None:
-    """The stack is shielded: a cancel during a slow compensation lets it and the rest finish."""
+    """The stack is shielded: a cancel during the first compensation lets it and the rest finish."""
     async with running(client, ThreeSteps, activities=[step, undo]) as queue:
         handle = await client.start_workflow(
-            ThreeSteps.run, args=[["slow1", "step2", "fail3"], False], id=f"saga-{uuid.uuid4()}",
-            task_queue=queue,
+            ThreeSteps.run, args=[["step1", "step2", "fail-slow3"], False],
+            id=f"saga-{uuid.uuid4()}", task_queue=queue,
         )  # fmt: skip
-        # undo-slow1, the last compensation, waits for the release: the cancel
-        # arrives while the compensations run, whichever is in flight.
-        await asyncio.wait_for(JOURNAL.event("fail3").wait(), 20)
+        # The first compensation is in flight (held until released) when the cancel
+        # arrives; it is released only once the workflow has taken the cancel in.
+        await asyncio.wait_for(JOURNAL.event("undo-fail-slow3").wait(), 20)
         await handle.cancel()
+        for _ in range(200):
+            if await cancel_processed(handle):
+                break
+            await asyncio.sleep(0.05)
         JOURNAL.release.set()
         with pytest.raises(WorkflowFailureError) as failure:
-            await handle.result()
+            await asyncio.wait_for(handle.result(), 30)
         scheduled, cancel_requests = await scheduled_and_cancelled(handle)
     # Every compensation ran to the end, in reverse; none was asked to stop.
-    assert ["slow1", "step2", "fail3", "undo-fail3", "undo-step2", "undo-slow1"] == JOURNAL.calls
+    assert ["step1", "step2", "fail-slow3", "undo-fail-slow3", "undo-step2", "undo-step1"] == (
+        JOURNAL.calls
+    )
     assert ["step", "step", "step", "undo", "undo", "undo"] == scheduled
     assert 0 == cancel_requests
     # Once the stack is unwound, the cancellation takes effect.
@@ -179,7 +196,7 @@ async def test_parallel_mode_runs_every_compensation_at_once_inside_a_workflow(
             task_queue=queue,
         )  # fmt: skip
         with pytest.raises(WorkflowFailureError) as failure:
-            await handle.result()
+            await asyncio.wait_for(handle.result(), 30)
         scheduled, _ = await scheduled_and_cancelled(handle)
     assert ["step"] * 3 + ["undo_together"] * 3 == scheduled
     assert {"together1", "together2", "together3"} == set(JOURNAL.calls[3:])

@@ -1,0 +1,107 @@
+"""Who may use the codec server: bearer tokens, checked in constant time, and browser sessions."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+
+from aiohttp import web
+
+DEFAULT_SESSION_TTL = timedelta(hours=8)
+SESSION_COOKIE = "codec_session"
+#: Sessions kept at most; the oldest go first (each needs a valid token to make).
+MAX_SESSIONS = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    """A signed-in browser: which token it signed in with, and until when."""
+
+    token_name: str
+    expires: float  # time.monotonic()
+
+
+class Sessions:
+    """Signed-in browsers, in memory: a restart signs everyone out.
+
+    Keyed by the SHA-256 of the cookie value, so the dict lookup's timing says
+    nothing about the session ids held.
+    """
+
+    def __init__(self, ttl: timedelta) -> None:
+        self.ttl = ttl
+        self._held: dict[bytes, Session] = {}
+
+    def start(self, token_name: str) -> str:
+        """Sign a browser in; the new session id for its cookie."""
+        now = time.monotonic()
+        self._held = {k: s for k, s in self._held.items() if s.expires > now}
+        while len(self._held) >= MAX_SESSIONS:
+            del self._held[next(iter(self._held))]
+        session_id = secrets.token_urlsafe(32)
+        self._held[_digest(session_id)] = Session(token_name, now + self.ttl.total_seconds())
+        return session_id
+
+    def find(self, session_id: str | None) -> Session | None:
+        """The live session a cookie names, or None (an expired one is dropped)."""
+        if not session_id:
+            return None
+        key = _digest(session_id)
+        session = self._held.get(key)
+        if session is None:
+            return None
+        if session.expires <= time.monotonic():
+            del self._held[key]
+            return None
+        return session
+
+    def end(self, session_id: str | None) -> None:
+        """Sign a browser out."""
+        if session_id:
+            self._held.pop(_digest(session_id), None)
+
+
+def _digest(session_id: str) -> bytes:
+    return hashlib.sha256(session_id.encode("utf-8", "replace")).digest()
+
+
+class TokenCheck:
+    """Constant-time checks of presented tokens against the configured ones."""
+
+    def __init__(self, tokens: Mapping[str, str]) -> None:
+        if not tokens:
+            raise ValueError("the codec server needs at least one token")
+        if any(not token.strip() for token in tokens.values()):
+            raise ValueError("a codec server token must not be empty")
+        self._tokens = [(name, token.encode()) for name, token in tokens.items()]
+
+    def token_name(self, presented: str) -> str | None:
+        """The name of the token `presented` equals, or None (compares against every token)."""
+        given = presented.encode("utf-8", "replace")
+        found = None
+        for name, token in self._tokens:
+            if hmac.compare_digest(given, token) and given:
+                found = name
+        return found
+
+
+def authenticate(request: web.Request, auth: TokenCheck, sessions: Sessions) -> str | None:
+    """Who is calling (for the log), or None.
+
+    An Authorization header decides on its own, so a wrong token is refused
+    even from a signed-in browser.
+    """
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        name = auth.token_name(presented.strip())
+        return f"bearer token {name!r}" if name else None
+    session = sessions.find(request.cookies.get(SESSION_COOKIE))
+    return f"browser signed in with token {session.token_name!r}" if session else None
