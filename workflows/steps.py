@@ -49,6 +49,15 @@ class StepOptions:
         """These options, with every attempt and retry ending by `left` from now."""
         return replace(self, schedule_to_close=min(self.schedule_to_close, left))
 
+    def as_arguments(self, summary: str) -> dict[str, Any]:
+        """The keyword arguments of `workflow.execute_activity` (or its local twin)."""
+        return {
+            "start_to_close_timeout": self.start_to_close,
+            "schedule_to_close_timeout": self.schedule_to_close,
+            "retry_policy": self.retry,
+            "summary": summary,
+        }
+
 
 #: Forward steps: a few quick retries, then give up and compensate.
 FORWARD = StepOptions(
@@ -186,13 +195,7 @@ class RemoteSteps:
         queue = None if bank is None else banks.bank_task_queue(bank, workflow.info().task_queue)
         try:
             return await workflow.execute_activity(
-                activity,
-                arg,
-                task_queue=queue,
-                start_to_close_timeout=options.start_to_close,
-                schedule_to_close_timeout=options.schedule_to_close,
-                retry_policy=options.retry,
-                summary=summary,
+                activity, arg, task_queue=queue, **options.as_arguments(summary)
             )
         except ActivityError as err:
             raise StepFailed(name, err, never_started=_never_started(err)) from err
@@ -213,12 +216,7 @@ class LocalSteps:
         """Run `activity(arg)` in this workflow task; see `StepRunner.run`."""
         try:
             return await workflow.execute_local_activity(
-                activity,
-                arg,
-                start_to_close_timeout=options.start_to_close,
-                schedule_to_close_timeout=options.schedule_to_close,
-                retry_policy=options.retry,
-                summary=summary,
+                activity, arg, **options.as_arguments(summary)
             )
         # A local activity's failure may arrive bare: the application error
         # or timeout itself rather than wrapped in an ActivityError.
