@@ -17,9 +17,7 @@ import json
 import os
 import re
 import shutil
-import socket
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,13 +30,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from app.codec_server import SESSION_COOKIE, serving_codec
 from app.config import Settings
+from app.processes import free_port
 from app.temporal import temporal_cli
 from app.transfers import start_transfer
-from ledger import open_store
-from tests.conftest import OPENING
 from tests.keys import TEST_CONVERTER, TEST_RING
-from tests.workflows.conftest import transfer_worker
-from tests.workflows.helpers import request
+from tests.support.ledgers import seeded_ledger
+from tests.support.transfers import request
+from tests.support.workers import transfer_worker
 from workflows import visibility
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -67,12 +65,6 @@ def chromium_path() -> str:
     if os.environ.get("CI"):
         pytest.fail("CI must have Debian's chromium: .ci/run installs it")
     pytest.skip("no chromium on this machine (apt-get install chromium); CI runs this test")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def read_frames(page: Any) -> str:
@@ -123,9 +115,7 @@ async def web_ui(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WebU
             dev_server_extra_args=["--ui-codec-endpoint", codec_url],
         )
         try:
-            store = open_store(str(tmp_path_factory.mktemp("web-ui") / "ledger.db"))
-            for account_id, (owner, balance) in OPENING.items():
-                store.open_account(account_id, owner, Decimal(balance))
+            store = seeded_ledger(str(tmp_path_factory.mktemp("web-ui") / "ledger.db"))
             async with transfer_worker(env.client, store) as tq:
                 ok, _ = await start_transfer(
                     env.client,
