@@ -82,11 +82,19 @@ async def start_process(
     return child
 
 
-async def stop_process(child: asyncio.subprocess.Process, stop_within: float = STOP_TIMEOUT) -> int:
-    """SIGTERM, then SIGKILL if the child has not exited within `stop_within`; its exit code."""
+async def stop_process(
+    child: asyncio.subprocess.Process,
+    stop_within: float = STOP_TIMEOUT,
+    *,
+    stop_signal: signal.Signals = signal.SIGTERM,
+) -> int:
+    """`stop_signal`, then SIGKILL if the child has not exited within `stop_within`; its exit code.
+
+    `stop_signal` is SIGTERM unless the child stops on another (SIGINT, as at Ctrl-C).
+    """
     if child.returncode is None:
         with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signal.SIGTERM)
+            child.send_signal(stop_signal)
         try:
             await asyncio.wait_for(child.wait(), stop_within)
         except TimeoutError:
@@ -143,10 +151,15 @@ def start_process_sync(
     return child
 
 
-def stop_process_sync(child: subprocess.Popen[bytes], stop_within: float = STOP_TIMEOUT) -> int:
+def stop_process_sync(
+    child: subprocess.Popen[bytes],
+    stop_within: float = STOP_TIMEOUT,
+    *,
+    stop_signal: signal.Signals = signal.SIGTERM,
+) -> int:
     """`stop_process` for blocking callers."""
     if child.poll() is None:
-        child.send_signal(signal.SIGTERM)
+        child.send_signal(stop_signal)
         try:
             child.wait(stop_within)
         except subprocess.TimeoutExpired:

@@ -1,9 +1,7 @@
 """Shared fixtures: a time-skipping Temporal environment and fresh ledgers."""
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -20,21 +18,12 @@ from app.temporal import (
 from ledger import LedgerStore, open_store
 from ledger.postgres import PostgresLedgerStore
 from tests.keys import TEST_CONVERTER, TEST_KEYS
+from tests.support.ledgers import POSTGRES_URL, open_accounts, postgres_schema_url
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 # Every CLI and worker subprocess encrypts with the suite's fixed test key.
 os.environ["TRANSFER_ENCRYPTION_KEYS"] = TEST_KEYS
 os.environ.pop("TRANSFER_ENCRYPTION", None)
-
-OPENING = {
-    "ACC-001": ("Alice", "1000.00"),
-    "ACC-002": ("Bob", "500.00"),
-    "ACC-003": ("Charlie", "750.00"),
-}
-
-
-#: Where the PostgreSQL tests connect (trust auth on these machines and in CI).
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="session")
@@ -48,11 +37,6 @@ def postgres_url() -> str:
             pytest.fail(f"{reason} (REQUIRE_POSTGRES=1)")
         pytest.skip(reason)
     return POSTGRES_URL
-
-
-def postgres_schema_url(base: str) -> str:
-    """A URL for a schema of its own, so every test starts from an empty ledger."""
-    return f"{base}?schema=t_{uuid.uuid4().hex[:16]}"
 
 
 @pytest.fixture(scope="session")
@@ -97,9 +81,7 @@ def client(env: WorkflowEnvironment) -> Client:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[LedgerStore]:
     """A fresh SQLite ledger with Alice, Bob and Charlie."""
-    ledger = open_store(str(tmp_path / "ledger.db"))
-    for account_id, (owner, balance) in OPENING.items():
-        ledger.open_account(account_id, owner, Decimal(balance))
+    ledger = open_accounts(open_store(str(tmp_path / "ledger.db")))
     yield ledger
     ledger.close()
 
@@ -111,23 +93,8 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger
         url = postgres_schema_url(request.getfixturevalue("postgres_url"))
     else:
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    ledger = open_store(url)
-    for account_id, (owner, balance) in OPENING.items():
-        ledger.open_account(account_id, owner, Decimal(balance))
+    ledger = open_accounts(open_store(url))
     yield ledger
     if isinstance(ledger, PostgresLedgerStore):
         ledger.drop_schema()
     ledger.close()
-
-
-def balances(store: LedgerStore) -> dict[str, Decimal]:
-    """Every account's balance by id; asserts the double-entry invariant on the way."""
-    accounts = store.list_accounts()
-    assert sum(a.balance for a in accounts) == 0, "the ledger no longer sums to zero"
-    return {a.id: a.balance for a in accounts}
-
-
-def opening_balances() -> dict[str, Decimal]:
-    """The balances `store` starts with, clearing and external included."""
-    customers = {k: Decimal(v) for k, (_, v) in OPENING.items()}
-    return customers | {"CLEARING": Decimal("0.00"), "EXTERNAL": -sum(customers.values())}

@@ -15,12 +15,13 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailed
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities import LedgerActivities, SettleInput, SettleResult, StepInput, StepResult
+from activities import LedgerActivities, StepInput, StepResult
 from app.transfers import start_transfer, wait_outcome
 from app.worker import running_bank_worker, running_workflow_worker
 from ledger import CLEARING_ACCOUNT, LedgerStore, open_store
 from ledger.audit import audit_banks
-from tests.workflows.helpers import wait_for_status
+from tests.support.doubles import failing_step, freezing_credit, stalled_step
+from tests.support.transfers import wait_for_status
 from workflows.contract import (
     ResolveRequest,
     RetryRequest,
@@ -111,14 +112,7 @@ def audited(banks: dict[str, LedgerStore]) -> Any:
 
 def freezing_alice(banks: dict[str, LedgerStore]) -> Any:
     """South's real credit, but first Alice's account at north is frozen: her refund is refused."""
-    real = LedgerActivities(banks["south"])
-
-    @activity.defn(name="credit")
-    def credit(step: StepInput) -> StepResult:
-        banks["north"].freeze_account("NORTH-001")
-        return real.credit(step)  # SOUTH-404: refused
-
-    return credit
+    return freezing_credit(banks["south"], "NORTH-001", frozen_in=banks["north"])
 
 
 async def _start(client: Client, task_queue: str, request: TransferRequest) -> Any:
@@ -299,14 +293,12 @@ async def test_a_resolve_that_failed_part_way_is_finished_by_resolve_never_by_re
     twice. Retry is refused; a second resolve replays north and settles south.
     """
     real_south = LedgerActivities(banks["south"])
-    south_down = True
-
-    @activity.defn(name="settle_manually")
-    def flaky_settle(request: SettleInput) -> SettleResult:
-        if south_down:
-            raise ApplicationError("south's ledger is down", type="LedgerDown", non_retryable=True)
-        return real_south.settle_manually(request)
-
+    # South's first settlement fails; by the second its ledger is back.
+    flaky_settle = failing_step(
+        "settle_manually",
+        real_south.settle_manually,
+        ApplicationError("south's ledger is down", type="LedgerDown", non_retryable=True),
+    )
     async with topology(
         client, banks, south={"credit": freezing_alice(banks), "settle_manually": flaky_settle}
     ) as task_queue:
@@ -325,7 +317,6 @@ async def test_a_resolve_that_failed_part_way_is_finished_by_resolve_never_by_re
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(TransferWorkflow.retry, RetryRequest(operator="dana"))
         assert "SettlementBegun" == refused.value.cause.type  # type: ignore[attr-defined]
-        south_down = False
         state = await handle.execute_update(
             TransferWorkflow.resolve, ResolveRequest(note="Paid by cheque 77", operator="dana")
         )
@@ -464,17 +455,8 @@ async def test_on_a_real_server_a_step_that_started_is_voided_not_skipped(
     client = dev_env.client
     real = LedgerActivities(banks["north"])
     release = threading.Event()
-    late: list[BaseException] = []
-
-    @activity.defn(name="debit")
-    def stalled_debit(step: StepInput) -> StepResult:
-        release.wait(30)
-        try:
-            return real.debit(step)
-        except ApplicationError as err:
-            late.append(err)
-            raise
-
+    late: list[BaseException | StepResult] = []
+    stalled_debit = stalled_step("debit", real.debit, release, late, up_to=30)
     async with topology(client, banks, north={"debit": stalled_debit}) as task_queue:
         handle = await _start(
             client, task_queue, cross("NORTH-001", "SOUTH-001", "45", deadline_seconds=2)

@@ -21,7 +21,7 @@ from activities import LedgerActivities, StepInput, StepResult
 from app.config import Settings
 from app.temporal import connect
 from ledger import open_store
-from tests.workflows.conftest import transfer_worker
+from tests.support.workers import transfer_worker
 
 
 def _die() -> None:

@@ -1,16 +1,12 @@
 """Several banks as a user runs them: one workflow worker and one worker per bank."""
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import cli_env, run_cli, server_env, start_worker, stop_worker
-
-# The fixtures are shared with the single-bank CLI tests.
-__all__ = ["cli_env", "server_env"]
+from tests.support.cli import WorkerProcess, run_cli, start_worker, stop_worker
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +20,7 @@ def banks_env(server_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def topology(banks_env: dict[str, str]) -> Iterator[dict[str, subprocess.Popen[str]]]:
+def topology(banks_env: dict[str, str]) -> Iterator[dict[str, WorkerProcess]]:
     """`worker.py --workflows`, `--bank north` and `--bank south`: three processes."""
     processes = {
         "workflows": start_worker(banks_env, "--workflows"),
@@ -33,12 +29,12 @@ def topology(banks_env: dict[str, str]) -> Iterator[dict[str, subprocess.Popen[s
     }
     yield processes
     for process in processes.values():
-        if process.poll() is None:
+        if process.process.poll() is None:
             stop_worker(process)
 
 
 def test_a_cross_bank_transfer_from_the_command_line(
-    banks_env: dict[str, str], topology: dict[str, subprocess.Popen[str]]
+    banks_env: dict[str, str], topology: dict[str, WorkerProcess]
 ) -> None:
     """Open at each bank, transfer across, list by bank, audit every bank and the positions."""
     for args in [

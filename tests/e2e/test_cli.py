@@ -2,12 +2,10 @@
 
 import base64
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -15,75 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.testing import WorkflowEnvironment
 
+from app.processes import start_process_sync, stop_process_sync
 from app.temporal import temporal_cli
 from ledger import open_store
-from tests.conftest import OPENING
+from tests.support.cli import WorkerProcess, run_cli, script_args, start_worker, stop_worker
+from tests.support.ledgers import OPENING, seeded_ledger
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
-def run_cli(
-    env: dict[str, str], *args: str, script: str = "starter.py", timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / script), *args],
-        cwd=env["TRANSFER_DATA_DIR"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 @pytest.fixture
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for CLI processes: their own ledger, data dir and task queue."""
-    return os.environ | {
-        "LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
-        "TRANSFER_DATA_DIR": str(tmp_path),
-        "TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4()}",
-        "PYTHONPATH": str(ROOT),
-    }
-
-
-@pytest.fixture
-def server_env(cli_env: dict[str, str], dev_env: WorkflowEnvironment) -> dict[str, str]:
-    """`cli_env` pointed at the session's dev server."""
-    return cli_env | {"TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host}
-
-
-def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    """`python worker.py [args]` as its own process, returned once it says it is running."""
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "worker.py"), *args],
-        cwd=env["TRANSFER_DATA_DIR"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if "Worker running" in line:
-            return process
-    pytest.fail(f"worker {args} exited early with {process.wait()}")
-
-
-def stop_worker(process: subprocess.Popen[str]) -> str:
-    """SIGTERM must stop a worker cleanly; returns the rest of its output."""
-    process.send_signal(signal.SIGTERM)
-    out, _ = process.communicate(timeout=30)
-    assert 0 == process.returncode, out
-    assert "Received SIGTERM" in out
-    return out
-
-
-@pytest.fixture
-def worker(server_env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+def worker(server_env: dict[str, str]) -> Iterator[WorkerProcess]:
     """`python worker.py` as its own process; on teardown SIGTERM must stop it cleanly."""
     process = start_worker(server_env)
     yield process
@@ -106,9 +47,7 @@ def balances(env: dict[str, str]) -> dict[str, str]:
 
 def open_seed_accounts(env: dict[str, str]) -> None:
     """Alice, Bob and Charlie, opened straight in the ledger the processes use."""
-    store = open_store(env["LEDGER_URL"])
-    for account_id, (owner, balance) in OPENING.items():
-        store.open_account(account_id, owner, Decimal(balance))
+    seeded_ledger(env["LEDGER_URL"])
 
 
 @pytest.mark.parametrize(
@@ -171,7 +110,7 @@ def test_accounts_open_then_list_json(cli_env: dict[str, str]) -> None:
 
 
 def test_worker_and_starter_in_two_processes(
-    server_env: dict[str, str], worker: subprocess.Popen[str]
+    server_env: dict[str, str], worker: WorkerProcess
 ) -> None:
     """Transfer, repeat the same id, fail one, query status: exit codes and balances as promised."""
     open_seed_accounts(server_env)
@@ -304,29 +243,22 @@ def failure_messages(history_json: str) -> list[str]:
 def codec_server(server_env: dict[str, str]) -> Iterator[list[str]]:
     """`starter.py codec-server` as its own process; yields the `temporal` CLI's codec flags."""
     token = f"test-{uuid.uuid4().hex}"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "starter.py"), "codec-server", "--port", "0"],
-        cwd=server_env["TRANSFER_DATA_DIR"],
+    log = Path(server_env["TRANSFER_DATA_DIR"]) / "codec-server.log"
+    process = start_process_sync(
+        script_args("starter.py", "codec-server", "--port", "0"),
+        log=log,
+        ready="Ctrl-C to stop",
         env=server_env | {"TRANSFER_CODEC_TOKEN": token, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        cwd=server_env["TRANSFER_DATA_DIR"],
     )
-    assert process.stdout is not None
-    url = None
-    for line in process.stdout:
-        found = re.search(r"listening on (http://\S+)", line)
-        if found:
-            url = found[1]
-            break
-    assert url, f"codec-server exited early with {process.poll()}"
-    yield ["--codec-endpoint", url, "--codec-auth", f"Bearer {token}"]
-    process.send_signal(signal.SIGINT)
-    process.wait(30)
+    found = re.search(r"listening on (http://\S+)", log.read_text())
+    assert found, log.read_text()
+    yield ["--codec-endpoint", found[1], "--codec-auth", f"Bearer {token}"]
+    stop_process_sync(process, stop_signal=signal.SIGINT)
 
 
 def test_plain_temporal_cli_starts_a_transfer_with_json_input(
-    server_env: dict[str, str], worker: subprocess.Popen[str], codec_server: list[str]
+    server_env: dict[str, str], worker: WorkerProcess, codec_server: list[str]
 ) -> None:
     """`temporal workflow execute` with hand-written JSON moves money; the codec shows errors.
 
@@ -368,7 +300,7 @@ def test_plain_temporal_cli_starts_a_transfer_with_json_input(
 )
 def test_oversized_or_malformed_cli_input_fails_the_workflow_before_any_posting(
     server_env: dict[str, str],
-    worker: subprocess.Popen[str],
+    worker: WorkerProcess,
     codec_server: list[str],
     field: str,
     value: object,
@@ -396,7 +328,7 @@ def test_oversized_or_malformed_cli_input_fails_the_workflow_before_any_posting(
 
 
 def test_an_input_beyond_the_server_blob_limit_never_starts(
-    server_env: dict[str, str], worker: subprocess.Popen[str]
+    server_env: dict[str, str], worker: WorkerProcess
 ) -> None:
     """Above Temporal's payload size limit the server refuses the start itself: nothing runs."""
     open_seed_accounts(server_env)

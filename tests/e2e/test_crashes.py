@@ -3,11 +3,8 @@
 import asyncio
 import os
 import signal
-import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,17 +12,18 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from app.processes import free_port
 from app.temporal import register_search_attributes, temporal_cli
 from app.transfers import start_transfer
-from ledger import LedgerStore, PostingKind, open_store
+from ledger import PostingKind
 from ledger.audit import audit
 from ledger.postgres import PostgresLedgerStore
-from tests.conftest import OPENING, balances, postgres_schema_url
 from tests.keys import TEST_CONVERTER
-from tests.workflows.helpers import postings_of
-from tests.workflows.helpers import request as transfer_request
+from tests.support.cli import ROOT, running_child, script_args
+from tests.support.ledgers import balances, postgres_schema_url, seeded_ledger
+from tests.support.transfers import postings_of
+from tests.support.transfers import request as transfer_request
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
@@ -39,48 +37,12 @@ def process_env(address: str, ledger_url: str, task_queue: str, tmp: Path) -> di
     }
 
 
-@asynccontextmanager
-async def process(
-    env: dict[str, str], *args: str, log: Path, ready: str = "Worker running"
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """A child process logging to `log`; waits for `ready`; stopped (if alive) on exit."""
-    with log.open("w") as out:
-        child = await asyncio.create_subprocess_exec(
-            *args, env=env, cwd=env["TRANSFER_DATA_DIR"], stdout=out, stderr=out
-        )
-    for _ in range(300):
-        if ready in log.read_text():
-            break
-        if child.returncode is not None:
-            raise AssertionError(f"{args} exited early:\n{log.read_text()[-2000:]}")
-        await asyncio.sleep(0.1)
-    else:
-        raise AssertionError(f"{args} never became ready:\n{log.read_text()[-2000:]}")
-    try:
-        yield child
-    finally:
-        if child.returncode is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(child.wait(), 30)
-            except TimeoutError:
-                child.kill()
-                await child.wait()
-
-
 def worker_args() -> list[str]:
-    return [sys.executable, str(ROOT / "worker.py")]
+    return script_args("worker.py")
 
 
 def fault_worker_args(fault: str) -> list[str]:
     return [sys.executable, "-m", "tests.e2e.fault_worker", fault]
-
-
-def seeded_ledger(url: str) -> LedgerStore:
-    store = open_store(url)
-    for account_id, (owner, balance) in OPENING.items():
-        store.open_account(account_id, owner, Decimal(balance))
-    return store
 
 
 @pytest.mark.parametrize("fault", ["kill-before-credit", "kill-after-debit-commit"])
@@ -95,7 +57,7 @@ async def test_a_killed_worker_is_replaced_and_the_transfer_settles_once(
     env = process_env(client.service_client.config.target_host, url, task_queue, tmp_path)
     transfer_id = f"crash-{fault}"
 
-    async with process(env, *fault_worker_args(fault), log=tmp_path / "fault.log") as doomed:
+    async with running_child(env, *fault_worker_args(fault), log=tmp_path / "fault.log") as doomed:
         handle, _ = await start_transfer(
             client, transfer_request("ACC-001", "ACC-002", "150"), transfer_id=transfer_id,
             task_queue=task_queue,
@@ -104,7 +66,7 @@ async def test_a_killed_worker_is_replaced_and_the_transfer_settles_once(
     after_crash = postings_of(store, transfer_id)
     assert [("debit", "debit")] == after_crash
 
-    async with process(env, *worker_args(), log=tmp_path / "worker.log"):
+    async with running_child(env, *worker_args(), log=tmp_path / "worker.log"):
         result = await asyncio.wait_for(handle.result(), 120)
     assert Decimal("150.00") == result.amount
     assert [("debit", "debit"), ("credit", "credit")] == postings_of(store, transfer_id)
@@ -113,12 +75,6 @@ async def test_a_killed_worker_is_replaced_and_the_transfer_settles_once(
         balances(store).items()
     )
     assert [] == audit(*store.snapshot()).findings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_transfers_in_flight_survive_a_dev_server_restart(tmp_path: Path) -> None:
@@ -134,7 +90,7 @@ async def test_transfers_in_flight_survive_a_dev_server_restart(tmp_path: Path) 
     env = process_env(address, url, "restart-test", tmp_path)
     ids = [f"restart-{n}" for n in range(6)]
 
-    async with process(env, *server_args, log=tmp_path / "server1.log", ready="Server:"):
+    async with running_child(env, *server_args, log=tmp_path / "server1.log", ready="Server:"):
         client = await Client.connect(address, data_converter=TEST_CONVERTER)
         await register_search_attributes(client)
         for transfer_id in ids[:3]:  # no worker yet: these wait in the server
@@ -142,9 +98,9 @@ async def test_transfers_in_flight_survive_a_dev_server_restart(tmp_path: Path) 
                 client, transfer_request("ACC-001", "ACC-002", "10"), transfer_id=transfer_id,
                 task_queue="restart-test",
             )  # fmt: skip
-    async with process(env, *server_args, log=tmp_path / "server2.log", ready="Server:"):
+    async with running_child(env, *server_args, log=tmp_path / "server2.log", ready="Server:"):
         client = await Client.connect(address, data_converter=TEST_CONVERTER)
-        async with process(env, *worker_args(), log=tmp_path / "worker.log"):
+        async with running_child(env, *worker_args(), log=tmp_path / "worker.log"):
             for transfer_id in ids[3:]:
                 await start_transfer(
                     client, transfer_request("ACC-003", "ACC-002", "5"), transfer_id=transfer_id,
@@ -179,8 +135,8 @@ async def test_two_worker_processes_share_the_queue_and_the_ledger(
     env = process_env(client.service_client.config.target_host, url, task_queue, tmp_path)
     try:
         async with (
-            process(env, *worker_args(), log=tmp_path / "a.log"),
-            process(env, *worker_args(), log=tmp_path / "b.log"),
+            running_child(env, *worker_args(), log=tmp_path / "a.log"),
+            running_child(env, *worker_args(), log=tmp_path / "b.log"),
         ):
             handles = [
                 (

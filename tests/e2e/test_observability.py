@@ -7,11 +7,8 @@ Search attributes, static and activity summaries, current details, the `list`,
 import asyncio
 import json
 import os
-import socket
-import sys
 import urllib.request
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -19,16 +16,17 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from app.processes import free_port
 from app.temporal import temporal_cli
 from app.transfers import start_transfer
-from ledger import LedgerStore, open_store
-from tests.conftest import OPENING
+from ledger import LedgerStore
 from tests.keys import TEST_CONVERTER
-from tests.workflows.conftest import transfer_worker
-from tests.workflows.helpers import request
+from tests.support.cli import ROOT, run_cli_async, running_child, script_args
+from tests.support.ledgers import seeded_ledger
+from tests.support.transfers import request
+from tests.support.workers import transfer_worker
 from workflows import visibility
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
@@ -46,10 +44,7 @@ async def fresh_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> LedgerStore:
-    store = open_store(str(tmp_path_factory.mktemp("obs") / "ledger.db"))
-    for account_id, (owner, balance) in OPENING.items():
-        store.open_account(account_id, owner, Decimal(balance))
-    return store
+    return seeded_ledger(str(tmp_path_factory.mktemp("obs") / "ledger.db"))
 
 
 @pytest.fixture(scope="module")
@@ -97,15 +92,6 @@ def cli_env(address: str, tmp: Path) -> dict[str, str]:
     }
 
 
-async def cli(env: dict[str, str], *args: str, script: str = "starter.py") -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / script), *args, env=env, cwd=env["TRANSFER_DATA_DIR"],
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    return process.returncode or 0, out.decode(), err.decode()
-
-
 async def test_search_attributes_summaries_and_details_describe_each_transfer(
     fresh_env: WorkflowEnvironment, two_transfers: dict[str, str]
 ) -> None:
@@ -149,17 +135,17 @@ async def test_list_filters_by_status_and_account(
 ) -> None:
     """`list --status` and `list --account` run visibility queries on the attributes."""
     env = cli_env(fresh_env.client.service_client.config.target_host, tmp_path)
-    code, out, err = await cli(env, "list", "--status", "compensated", "--json")
+    code, out, err = await run_cli_async(env, "list", "--status", "compensated", "--json")
     assert 0 == code, err
     assert [("obs-undone", "compensated", "20.00")] == [
         (r["transfer_id"], r["status"], r["amount"]) for r in json.loads(out)
     ]
-    code, out, _ = await cli(env, "list", "--account", "ACC-002", "--json")
+    code, out, _ = await run_cli_async(env, "list", "--account", "ACC-002", "--json")
     assert ["obs-ok"] == [r["transfer_id"] for r in json.loads(out)]
-    code, out, _ = await cli(env, "list")
+    code, out, _ = await run_cli_async(env, "list")
     assert "obs-ok" in out
     assert "obs-undone" in out
-    code, _, err = await cli(env, "list", "--account", "x' OR '1'='1")
+    code, _, err = await run_cli_async(env, "list", "--account", "x' OR '1'='1")
     assert 2 == code
     assert "Invalid account number" in err
 
@@ -170,12 +156,12 @@ async def test_visibility_commands_need_no_key_and_payload_commands_say_they_do(
     """Someone without the encryption keys can list and count, not read a transfer."""
     env = cli_env(fresh_env.client.service_client.config.target_host, tmp_path)
     env.pop("TRANSFER_ENCRYPTION_KEYS")
-    code, out, err = await cli(env, "list", "--json")
+    code, out, err = await run_cli_async(env, "list", "--json")
     assert 0 == code, err
     assert {"obs-ok", "obs-undone"} <= {r["transfer_id"] for r in json.loads(out)}
-    code, _, err = await cli(env, "stats")
+    code, _, err = await run_cli_async(env, "stats")
     assert 0 == code, err
-    code, _, err = await cli(env, "status", "obs-ok")
+    code, _, err = await run_cli_async(env, "status", "obs-ok")
     assert 2 == code
     assert "no key is configured" in err
     assert not (tmp_path / "encryption-keys").exists()
@@ -186,7 +172,7 @@ async def test_stats_counts_by_status_and_reports_durations(
 ) -> None:
     """One completed, one compensated: a 50% compensation rate and two closed durations."""
     env = cli_env(fresh_env.client.service_client.config.target_host, tmp_path)
-    code, out, err = await cli(env, "stats", "--json")
+    code, out, err = await run_cli_async(env, "stats", "--json")
     assert 0 == code, err
     stats = json.loads(out)
     assert 2 == stats["total"]
@@ -194,7 +180,7 @@ async def test_stats_counts_by_status_and_reports_durations(
     assert 0.5 == stats["compensation_rate"]
     assert 2 == stats["closed_in_window"]
     assert 0 < stats["mean_seconds"] <= stats["p95_seconds"] < 60
-    code, out, _ = await cli(env, "stats")
+    code, out, _ = await run_cli_async(env, "stats")
     assert "Compensation rate: 50.0%" in out
 
 
@@ -205,23 +191,17 @@ async def test_setup_registers_search_attributes_and_the_worker_insists_on_them(
     bare = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli())
     try:
         env = cli_env(bare.client.service_client.config.target_host, tmp_path)
-        code, _, err = await cli(env, script="worker.py")
+        code, _, err = await run_cli_async(env, script="worker.py")
         assert 3 == code
         assert "are not registered" in err
         assert "python starter.py setup" in err
-        code, out, err = await cli(env, "setup")
+        code, out, err = await run_cli_async(env, "setup")
         assert 0 == code, err
         assert "Registered search attributes on default: DestinationAccount, SourceAccount" in out
-        code, out, _ = await cli(env, "setup")
+        code, out, _ = await run_cli_async(env, "setup")
         assert "Already registered on default: DestinationAccount" in out
     finally:
         await bare.shutdown()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_worker_serves_sdk_and_transfer_metrics(
@@ -230,21 +210,10 @@ async def test_worker_serves_sdk_and_transfer_metrics(
     """`worker.py --metrics-port` serves Prometheus text: the SDK's and the transfer's metrics."""
     env = cli_env(fresh_env.client.service_client.config.target_host, tmp_path)
     env["TEMPORAL_TASK_QUEUE"] = "metrics-test"
-    store = open_store(env["LEDGER_URL"])
-    for account_id, (owner, balance) in OPENING.items():
-        store.open_account(account_id, owner, Decimal(balance))
+    seeded_ledger(env["LEDGER_URL"])
     port = free_port()
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "worker.py"), "--metrics-port", str(port),
-        env=env, cwd=str(tmp_path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        assert worker.stdout is not None
-        while b"Worker running" not in (
-            line := await asyncio.wait_for(worker.stdout.readline(), 60)
-        ):
-            assert line, "worker exited early"
+    worker_args = script_args("worker.py", "--metrics-port", str(port))
+    async with running_child(env, *worker_args, log=tmp_path / "worker.log"):
         client = fresh_env.client
         handle, _ = await start_transfer(
             client, request("ACC-001", "ACC-002", "12.34"), transfer_id="metrics-1",
@@ -263,9 +232,6 @@ async def test_worker_serves_sdk_and_transfer_metrics(
             if "transfer_completed" in text:
                 break
             await asyncio.sleep(0.2)
-    finally:
-        worker.terminate()
-        await worker.wait()
     samples = {
         line.split(" ")[0].split("{")[0]: line
         for line in text.splitlines()

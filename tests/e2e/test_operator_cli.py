@@ -6,7 +6,6 @@ import getpass
 import json
 import os
 import socket
-import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -18,34 +17,20 @@ from temporalio.testing import WorkflowEnvironment
 
 from app.cli import operators as app_cli
 from app.config import Settings
-from ledger import LedgerStore, open_store
-from tests.conftest import OPENING
-from tests.workflows.conftest import transfer_worker
-from tests.workflows.helpers import freezing_credit, park
+from ledger import LedgerStore
+from tests.support.cli import ROOT, run_cli_async
+from tests.support.doubles import freezing_credit
+from tests.support.ledgers import seeded_ledger
+from tests.support.transfers import park
+from tests.support.workers import transfer_worker
 from workflows.contract import RetryRequest
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
-
-
-async def cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    """Run `starter.py ARGS` without blocking the event loop (the worker lives on it)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "starter.py"),
-        *args,
-        env=env,
-        cwd=env["TRANSFER_DATA_DIR"],
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 async def wait_parked(env: dict[str, str], transfer_id: str) -> dict[str, object]:
     for _ in range(100):
-        code, out, _ = await cli(env, "status", transfer_id, "--json")
+        code, out, _ = await run_cli_async(env, "status", transfer_id, "--json")
         if code == 0 and json.loads(out)["status"] == "needs_attention":
             return dict(json.loads(out))
         await asyncio.sleep(0.2)
@@ -77,40 +62,38 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
         "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
         "PYTHONPATH": str(ROOT),
     }
-    store = open_store(env["LEDGER_URL"])
-    for account_id, (owner, balance) in OPENING.items():
-        store.open_account(account_id, owner, Decimal(balance))
+    store = seeded_ledger(env["LEDGER_URL"])
 
     async with transfer_worker(
         dev_env.client, store, task_queue=env["TEMPORAL_TASK_QUEUE"], credit=freezing_credit(store)
     ):
-        code, _, err = await cli(
+        code, _, err = await run_cli_async(
             env, "transfer", "--from", "ACC-001", "--to", "ACC-404", "--amount", "80",
             "--id", "park-1", "--no-wait",
         )  # fmt: skip
         assert 0 == code, err
         parked = await wait_parked(env, "park-1")
         assert ["reverse_debit"] == parked["pending_compensations"]
-        code, out, _ = await cli(env, "status", "park-1")
+        code, out, _ = await run_cli_async(env, "status", "park-1")
         assert "Waiting for an operator: pending reverse_debit." in out
         assert "reverse_debit   failed       AccountFrozen: Account is frozen: ACC-001" in out
 
-        code, out, _ = await cli(env, "retry", "park-1", "--note", "too early")
+        code, out, _ = await run_cli_async(env, "retry", "park-1", "--note", "too early")
         assert 1 == code
         assert "Account is frozen: ACC-001" in out
         login = f"{getpass.getuser()}@{socket.gethostname()}"
         assert f"Operator retry by {login} (too early): " in out
 
-        code, _, err = await cli(env, "retry", "park-1", "--operator", " ")
+        code, _, err = await run_cli_async(env, "retry", "park-1", "--operator", " ")
         assert (2, "error: operator: The operator must be named\n") == (code, err)
 
-        code, _, err = await cli(env, "cancel", "park-1")
+        code, _, err = await run_cli_async(env, "cancel", "park-1")
         assert 2 == code
         assert "waits for an operator (needs_attention)" in err
 
-        code, out, _ = await cli(env, "accounts", "unfreeze", "ACC-001")
+        code, out, _ = await run_cli_async(env, "accounts", "unfreeze", "ACC-001")
         assert (0, "Unfroze ACC-001") == (code, out.strip())
-        code, out, _ = await cli(
+        code, out, _ = await run_cli_async(
             env, "retry", "park-1", "--note", "unfrozen by fraud team", "--operator", "Dana Ops"
         )
         assert 0 == code, out
@@ -122,10 +105,10 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
         # This time the starter waits (JSON): it names the transfer on stderr
         # before waiting, says when it parks, and reports how it really ended.
         start = ["--from", "ACC-001", "--to", "ACC-404", "--amount", "30", "--id", "park-2"]
-        waiting = asyncio.create_task(cli(env, "transfer", *start, "--json"))
+        waiting = asyncio.create_task(run_cli_async(env, "transfer", *start, "--json"))
         await wait_parked(env, "park-2")
         await asyncio.sleep(4)  # the waiting starter looks every 2 s
-        code, out, _ = await cli(
+        code, out, _ = await run_cli_async(
             env | {"TRANSFER_OPERATOR": "erin@bank"}, "resolve", "park-2", "--note",
             "Paid by cheque 42",
         )  # fmt: skip
@@ -135,7 +118,7 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
         assert ("resolved", "park-2") == (json.loads(out)["status"], json.loads(out)["transfer_id"])
         assert err.startswith("Started transfer park-2: 30.00 ACC-001 -> ACC-404")
         assert "Transfer park-2 is parked for an operator (needs_attention)" in err
-        code, out, _ = await cli(env, "status", "park-2")
+        code, out, _ = await run_cli_async(env, "status", "park-2")
         assert "Operator resolve by erin@bank (Paid by cheque 42): settled by hand" in out
         assert "Saga status: resolved" in out
         settlement = store.find_receipt("park-2/settle_manually")
@@ -146,11 +129,11 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
             settlement.memo,
         )
 
-        code, _, err = await cli(env, "retry", "park-2")
+        code, _, err = await run_cli_async(env, "retry", "park-2")
         assert 2 == code
         assert "Transfer park-2 has already ended (failed, resolved); retry is only for" in err
 
-        code, _, err = await cli(env, "cancel", "park-1")
+        code, _, err = await run_cli_async(env, "cancel", "park-1")
         assert 1 == code
         assert "has already ended" in err
 
@@ -166,12 +149,12 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
     ]
     assert {"park-1", "park-2"} == {r.key.split("/operator/")[0] for r in store.operator_actions()}
     # The same log from the command line.
-    code, out, _ = await cli(env, "operator-log", "park-1")
+    code, out, _ = await run_cli_async(env, "operator-log", "park-1")
     assert 0 == code
     assert [f"retry by {login}: too early", "retry by Dana Ops: unfrozen by fraud team"] == [
         line.split(" park-1 ", 1)[1] for line in out.splitlines()
     ]
-    code, out, _ = await cli(env, "operator-log", "--json")
+    code, out, _ = await run_cli_async(env, "operator-log", "--json")
     assert 0 == code
     assert ["resolve", "retry", "retry"] == sorted(e["action"] for e in json.loads(out))
 

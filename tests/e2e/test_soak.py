@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import postgres_schema_url
 from tests.soak.bank import SoakConfig, _Run, run_soak
+from tests.support.ledgers import postgres_schema_url
 
 pytestmark = pytest.mark.e2e
 

@@ -17,9 +17,7 @@ import json
 import os
 import re
 import shutil
-import socket
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,13 +30,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from app.codec_server import SESSION_COOKIE, serving_codec
 from app.config import Settings
+from app.processes import free_port
 from app.temporal import temporal_cli
 from app.transfers import start_transfer
-from ledger import open_store
-from tests.conftest import OPENING
 from tests.keys import TEST_CONVERTER, TEST_RING
-from tests.workflows.conftest import transfer_worker
-from tests.workflows.helpers import request
+from tests.support.ledgers import seeded_ledger
+from tests.support.transfers import request
+from tests.support.workers import transfer_worker
 from workflows import visibility
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -56,6 +54,8 @@ CODEC_TOKEN = "web-ui-test-codec-token"
 #: The UI's "Readable" input of the compensated transfer, and its summary.
 INPUT_TEXT = '"source_account": "ACC-003"'
 SUMMARY = "Transfer 20.00 ACC-003 -> ACC-404"
+#: How long (ms) the UI may take to show a text: it decodes each payload separately.
+SHOWN_WITHIN = 30_000
 
 
 def chromium_path() -> str:
@@ -67,14 +67,8 @@ def chromium_path() -> str:
     pytest.skip("no chromium on this machine (apt-get install chromium); CI runs this test")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def read_frames(page: Any) -> str:
-    """The text of the page and all its frames, now."""
+    """The text of the page and all its frames, now (for the artifacts, not for assertions)."""
     parts = []
     for frame in page.frames:
         with contextlib.suppress(Exception):  # a frame can detach while we read it
@@ -82,15 +76,9 @@ async def read_frames(page: Any) -> str:
     return "\n".join(parts)
 
 
-async def frames_text(page: Any, expected: str, *, seconds: float = 30) -> str:
-    """The text of the page and all its frames, once `expected` shows up in it."""
-    text = ""
-    for _ in range(int(seconds * 5)):
-        text = await read_frames(page)
-        if expected in text:
-            return text
-        await page.wait_for_timeout(200)
-    raise AssertionError(f"{expected!r} never appeared; the page said: {text[:2000]}")
+def frame_body(page: Any, frame_id: str) -> Any:
+    """The body of the iframe `frame_id`: the UI renders summaries and details in iframes."""
+    return page.frame_locator(f"iframe#{frame_id}").locator("body")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,9 +115,7 @@ async def web_ui(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WebU
             dev_server_extra_args=["--ui-codec-endpoint", codec_url],
         )
         try:
-            store = open_store(str(tmp_path_factory.mktemp("web-ui") / "ledger.db"))
-            for account_id, (owner, balance) in OPENING.items():
-                store.open_account(account_id, owner, Decimal(balance))
+            store = seeded_ledger(str(tmp_path_factory.mktemp("web-ui") / "ledger.db"))
             async with transfer_worker(env.client, store) as tq:
                 ok, _ = await start_transfer(
                     env.client,
@@ -198,16 +184,6 @@ async def include_credentials(page: Any, ui: WebUI) -> dict[str, str]:
     return stored
 
 
-async def input_panel(page: Any, expected: str) -> str:
-    """The text of the workflow page's Input and Result panel once `expected` is in it."""
-    from playwright.async_api import expect
-
-    panel = page.get_by_test_id("input-and-result")
-    await expect(panel).to_contain_text(expected, timeout=30_000)
-    text: str = await panel.inner_text()
-    return text
-
-
 async def test_web_ui_finds_a_transfer_by_status_and_shows_its_summary_and_steps(
     web_ui: WebUI, browser: Any
 ) -> None:
@@ -234,22 +210,24 @@ async def test_web_ui_finds_a_transfer_by_status_and_shows_its_summary_and_steps
     await page.goto(f"{web_ui.base}/workflows/ui-undone")
     body = page.locator("body")
     # The timeline labels each activity with its summary (decrypted by the codec server).
-    await expect(body).to_contain_text("debit ACC-003 20.00", timeout=30_000)
-    await expect(body).to_contain_text("reverse_debit ACC-003 20.00")
-    panel = await input_panel(page, INPUT_TEXT)
-    assert '"amount": "20.00"' in panel
-    assert '"destination_account": "ACC-404"' in panel
-    assert "Account not found: ACC-404" in panel  # the failure, decrypted too
+    await expect(body).to_contain_text("debit ACC-003 20.00", timeout=SHOWN_WITHIN)
+    await expect(body).to_contain_text("reverse_debit ACC-003 20.00", timeout=SHOWN_WITHIN)
+    panel = page.get_by_test_id("input-and-result")
+    await expect(panel).to_contain_text(INPUT_TEXT, timeout=SHOWN_WITHIN)
+    await expect(panel).to_contain_text('"amount": "20.00"', timeout=SHOWN_WITHIN)
+    await expect(panel).to_contain_text('"destination_account": "ACC-404"', timeout=SHOWN_WITHIN)
+    # The failure, decrypted too (the UI decodes it apart from the input).
+    await expect(panel).to_contain_text("Account not found: ACC-404", timeout=SHOWN_WITHIN)
     await expect(page.get_by_test_id("data-encoder-status-success").first).to_be_attached()
     await page.screenshot(path=ARTIFACTS / "web-ui-transfer.png", full_page=True)
     # The static summary and the current details live under User Metadata.
     await page.get_by_role("tab", name="User Metadata").click()
-    # The UI renders summaries and details (markdown) in sandboxed iframes.
-    text = await frames_text(page, "Status: compensated")
-    (ARTIFACTS / "web-ui-user-metadata.txt").write_text(text)
-    assert SUMMARY in text
-    assert "Status: compensated" in text
-    assert "reverse_credit" in text
+    summary = frame_body(page, "user-metadata-summary")
+    details = frame_body(page, "user-metadata-current-details")
+    await expect(summary).to_contain_text(SUMMARY, timeout=SHOWN_WITHIN)
+    await expect(details).to_contain_text("Status: compensated", timeout=SHOWN_WITHIN)
+    await expect(details).to_contain_text("reverse_credit", timeout=SHOWN_WITHIN)
+    (ARTIFACTS / "web-ui-user-metadata.txt").write_text(await read_frames(page))
     await page.screenshot(path=ARTIFACTS / "web-ui-user-metadata.png", full_page=True)
     await context.close()
 
@@ -269,23 +247,29 @@ async def test_web_ui_without_a_codec_sign_in_shows_only_ciphertext(
 
     # The input is shown as it is stored: the encrypted payload's base64 data.
     panel = page.get_by_test_id("input-and-result")
-    await expect(panel).to_contain_text(re.compile(r'"[A-Za-z0-9+/]{40,}={0,2}"'), timeout=30_000)
-    text = await panel.inner_text()
-    assert "ACC-003" not in text
+    base64_data = re.compile(r'"[A-Za-z0-9+/]{40,}={0,2}"')
+    await expect(panel).to_contain_text(base64_data, timeout=SHOWN_WITHIN)
     # The failure is the encrypted one too: its metadata says binary/encrypted (in base64).
-    assert "Encoded failure" in text
-    assert base64.b64encode(b"binary/encrypted").decode() in text
+    await expect(panel).to_contain_text("Encoded failure", timeout=SHOWN_WITHIN)
+    encrypted = base64.b64encode(b"binary/encrypted").decode()
+    await expect(panel).to_contain_text(encrypted, timeout=SHOWN_WITHIN)
+    await expect(panel).not_to_contain_text("ACC-003")
     banner = page.get_by_text("Codec Server could not connect").filter(visible=True)
     await expect(banner.first).to_be_visible()
     await expect(page.get_by_test_id("data-encoder-status-error").first).to_be_attached()
-    assert "debit ACC-003 20.00" not in await page.locator("body").inner_text()
+    await expect(page.locator("body")).not_to_contain_text("debit ACC-003 20.00")
     await page.screenshot(path=ARTIFACTS / "web-ui-encrypted.png", full_page=True)
     await page.get_by_role("tab", name="User Metadata").click()
-    await page.wait_for_timeout(2000)  # give the summary frames time to render, if any
-    metadata = await read_frames(page)
-    (ARTIFACTS / "web-ui-encrypted-user-metadata.txt").write_text(metadata)
-    assert SUMMARY not in metadata
-    assert "ACC-003" not in metadata
+    # What the UI shows when it cannot decode: no summary, and current details it cannot read.
+    metadata = page.get_by_test_id("user-metadata")
+    details = frame_body(page, "user-metadata-current-details")
+    await expect(metadata).to_contain_text("No summary available", timeout=SHOWN_WITHIN)
+    await expect(details).to_contain_text("No Current Details", timeout=SHOWN_WITHIN)
+    await expect(page.locator("iframe#user-metadata-summary")).to_have_count(0)
+    for shown in metadata, details:
+        await expect(shown).not_to_contain_text(SUMMARY)
+        await expect(shown).not_to_contain_text("ACC-003")
+    (ARTIFACTS / "web-ui-encrypted-user-metadata.txt").write_text(await read_frames(page))
     await page.screenshot(path=ARTIFACTS / "web-ui-encrypted-user-metadata.png", full_page=True)
     await context.close()
 

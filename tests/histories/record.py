@@ -27,8 +27,9 @@ from app.transfers import start_transfer
 from app.worker import running_bank_workers
 from ledger import LedgerStore, open_store
 from tests.keys import TEST_CONVERTER, TEST_RING
-from tests.workflows.conftest import transfer_worker
-from tests.workflows.helpers import freezing_credit, hanging_credit, park
+from tests.support.doubles import freezing_credit, hanging_step
+from tests.support.transfers import park
+from tests.support.workers import transfer_worker
 from workflows.contract import ResolveRequest, RetryRequest, TransferRequest
 from workflows.transfer import TransferWorkflow
 from workflows.visibility import SEARCH_ATTRIBUTES
@@ -85,7 +86,7 @@ async def low_latency_credit_failure(
 
 
 async def cancelled_mid_flight(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
-    stuck_credit, started = hanging_credit()
+    stuck_credit, started = hanging_step("credit")
 
     async with transfer_worker(client, store, credit=stuck_credit) as tq:
         handle, _ = await start_transfer(

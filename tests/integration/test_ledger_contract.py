@@ -41,7 +41,7 @@ from ledger.audit import audit
 from ledger.postgres import PostgresLedgerStore, split_schema
 from ledger.sql import SqlLedgerStore
 from ledger.sqlite import SqliteLedgerStore
-from tests.conftest import (
+from tests.support.ledgers import (
     OPENING,
     POSTGRES_URL,
     balances,

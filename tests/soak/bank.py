@@ -19,7 +19,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 from app.config import BANK_CLEARING_OWNER
+from app.processes import free_port, start_process
 from app.temporal import register_search_attributes, temporal_cli
 from app.transfers import TransferOutcome, start_transfer, wait_outcome
 from ledger import AccountKind, LedgerStore, open_store
@@ -107,12 +107,6 @@ class _Planned:
     cancel_after: float | None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class _Run:
     """One soak run's processes, clients and bookkeeping."""
 
@@ -120,7 +114,7 @@ class _Run:
         self.config = config
         self.workdir = workdir
         self.rng = random.Random(config.seed)
-        self.port = _free_port()
+        self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.ledger_url = config.ledger_url or f"sqlite:///{workdir / 'ledger.db'}"
         template = config.ledger_url or f"sqlite:///{workdir / 'ledger-{bank}.db'}"
@@ -160,17 +154,9 @@ class _Run:
     async def _spawn(
         self, args: list[str], log: Path, ready: str, env: dict[str, str] | None = None
     ) -> asyncio.subprocess.Process:
-        with log.open("w") as out:
-            child = await asyncio.create_subprocess_exec(
-                *args, env=self._env() | (env or {}), cwd=self.workdir, stdout=out, stderr=out
-            )
-        for _ in range(600):
-            if ready in log.read_text():
-                return child
-            if child.returncode is not None:
-                raise RuntimeError(f"{args[0]} exited early: {log.read_text()[-1500:]}")
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"{args[0]} never became ready")
+        return await start_process(
+            args, log=log, ready=ready, env=self._env() | (env or {}), cwd=self.workdir
+        )
 
     async def start_server(self) -> None:
         args = ["server", "start-dev", "--headless", "--port", str(self.port)]

@@ -22,7 +22,7 @@ from app.config import Settings
 from app.temporal import connect
 from app.worker import running_bank_worker, running_workflow_worker
 from ledger import LedgerStore, Receipt
-from tests.workflows.conftest import transfer_worker
+from tests.support.workers import transfer_worker
 from workflows.steps import FORWARD
 
 

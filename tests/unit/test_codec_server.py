@@ -23,6 +23,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from app.codec_server import SESSION_COOKIE, codec_app, origin_of, serving_codec
 from app.config import Settings
 from app.encryption import EncryptionCodec
+from app.processes import start_process, stop_process
 from tests.keys import TEST_KEY_ID, TEST_RING
 
 TOKEN = "test-codec-token-0123456789"
@@ -425,15 +426,18 @@ def test_payload_json_is_base64() -> None:
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def run_starter(*args: str, data_dir: Path, **env: str) -> asyncio.subprocess.Process:
+def starter_env(data_dir: Path, **env: str) -> dict[str, str]:
     environment = {k: v for k, v in os.environ.items() if k != "TRANSFER_CODEC_TOKEN"}
-    environment |= {"TRANSFER_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"} | env
+    return environment | {"TRANSFER_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"} | env
+
+
+async def run_starter(*args: str, data_dir: Path, **env: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "starter.py",
         *args,
         cwd=ROOT,
-        env=environment,
+        env=starter_env(data_dir, **env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -441,13 +445,16 @@ async def run_starter(*args: str, data_dir: Path, **env: str) -> asyncio.subproc
 
 async def test_codec_server_command_serves_until_sigint(tmp_path: Path) -> None:
     """`starter.py codec-server --new-token`: makes an owner-only token, serves, stops on SIGINT."""
-    process = await run_starter("codec-server", "--port", "0", "--new-token", data_dir=tmp_path)
-    assert process.stdout is not None
-    printed = ""
-    while "Ctrl-C to stop" not in printed:
-        line = await asyncio.wait_for(process.stdout.readline(), 30)
-        assert line, f"codec-server exited early: {printed}"
-        printed += line.decode()
+    log = tmp_path / "codec-server.log"
+    process = await start_process(
+        [sys.executable, "starter.py", "codec-server", "--port", "0", "--new-token"],
+        log=log,
+        ready="Ctrl-C to stop",
+        env=starter_env(tmp_path),
+        cwd=ROOT,
+        ready_within=30,
+    )
+    printed = log.read_text()
     token_file = tmp_path / "codec-token"
     token = token_file.read_text().strip()
     assert 0o600 == token_file.stat().st_mode & 0o777
@@ -462,10 +469,8 @@ async def test_codec_server_command_serves_until_sigint(tmp_path: Path) -> None:
             f"{found[1]}/decode", json=body(PLAIN), headers=bearer(token)
         ) as response:
             assert 200 == response.status
-    process.send_signal(signal.SIGINT)
-    out, _ = await asyncio.wait_for(process.communicate(), 30)
-    assert 0 == process.returncode
-    assert "Received SIGINT" in out.decode()
+    assert 0 == await stop_process(process, stop_signal=signal.SIGINT)
+    assert "Received SIGINT" in log.read_text()[len(printed) :]
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,10 @@ from temporalio.testing import WorkflowEnvironment
 from app.encryption import encrypted_converter, generate_ring
 from app.transfers import start_transfer, wait_outcome
 from ledger import LedgerStore
-from tests.conftest import balances
 from tests.keys import TEST_KEY_ID
-from tests.workflows.conftest import transfer_worker
-from tests.workflows.helpers import new_id, postings_of, request
+from tests.support.ledgers import balances
+from tests.support.transfers import new_id, postings_of, request
+from tests.support.workers import transfer_worker
 
 
 async def test_a_worker_without_the_key_fails_the_task_naming_the_key_and_moves_nothing(

@@ -1,22 +1,20 @@
 """Low-latency mode: the same saga with local activities, and eager workflow start."""
 
-import asyncio
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities import StepInput, StepResult
 from app.transfers import TransferOutcome, start_transfer, wait_outcome
 from ledger import LedgerStore
-from tests.conftest import balances, opening_balances
-from tests.workflows.conftest import transfer_worker
-from tests.workflows.helpers import freezing_credit, new_id, postings_of, request, wait_for_status
+from tests.support.doubles import freezing_credit, hanging_step
+from tests.support.ledgers import balances, opening_balances
+from tests.support.transfers import new_id, postings_of, request, wait_for_status
+from tests.support.workers import transfer_worker
 from workflows.contract import (
     RetryRequest,
     StepStatus,
@@ -116,12 +114,7 @@ async def test_a_hung_local_step_compensates_at_the_deadline(
     client: Client, store: LedgerStore
 ) -> None:
     """The deadline bounds a local activity's schedule-to-close too."""
-
-    @activity.defn(name="debit")
-    async def hung_debit(step: StepInput) -> StepResult:
-        await asyncio.sleep(3600)
-        raise AssertionError("unreachable")
-
+    hung_debit, _ = hanging_step("debit")
     transfer_id = new_id()
     async with transfer_worker(client, store, debit=hung_debit) as tq:
         handle, _ = await start_transfer(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
-from temporalio import activity, workflow
+from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
@@ -20,12 +20,13 @@ from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from temporalio.workflow import NondeterminismError
 
-from activities import LedgerActivities, SettleInput, SettleResult, StepInput, StepResult
+from activities import LedgerActivities, StepInput, StepResult
 from app.encryption import ENCODING, EncryptionCodec
 from ledger import LedgerStore
 from tests.keys import TEST_CONVERTER, TEST_RING
-from tests.workflows.conftest import transfer_worker
-from tests.workflows.helpers import freezing_credit, new_id, park
+from tests.support.doubles import failing_step, freezing_credit
+from tests.support.transfers import new_id, park
+from tests.support.workers import transfer_worker
 from workflows.contract import ResolveRequest, RetryRequest, TransferRequest, TransferResult
 from workflows.low_latency import LowLatencyTransferWorkflow
 from workflows.patches import OPERATOR_LOG as OPERATOR_LOG_PATCH
@@ -159,14 +160,11 @@ async def test_a_resolve_that_failed_part_way_carries_its_patch_and_replays(
 ) -> None:
     """A failed resolve marks the transfer (behind its patch); the history with it replays."""
     real = LedgerActivities(store)
-    failures = [ApplicationError("ledger down", type="LedgerDown", non_retryable=True)]
-
-    @activity.defn(name="settle_manually")
-    def settle_once_down(request: SettleInput) -> SettleResult:
-        if failures:
-            raise failures.pop()
-        return real.settle_manually(request)
-
+    settle_once_down = failing_step(
+        "settle_manually",
+        real.settle_manually,
+        ApplicationError("ledger down", type="LedgerDown", non_retryable=True),
+    )
     transfer_id = new_id()
     async with transfer_worker(
         client, store, credit=freezing_credit(store), settle_manually=settle_once_down

@@ -24,11 +24,9 @@ from activities import LedgerActivities, StepInput, StepResult
 from activities.ledger_activities import OperatorActionInput, OperatorActionResult
 from app.transfers import wait_outcome
 from ledger import LedgerStore, PostingKind, StepVoided
-from tests.conftest import balances, opening_balances
-from tests.workflows.conftest import transfer_worker
-from tests.workflows.helpers import (
-    freezing_credit,
-    hanging_credit,
+from tests.support.doubles import freezing_credit, hanging_step, stalled_step
+from tests.support.ledgers import balances, opening_balances
+from tests.support.transfers import (
     new_id,
     park,
     postings_of,
@@ -36,6 +34,7 @@ from tests.workflows.helpers import (
     run,
     wait_for_status,
 )
+from tests.support.workers import transfer_worker
 from workflows.contract import ResolveRequest, RetryRequest, StepStatus, TransferStatus
 from workflows.operators import UNKNOWN_OPERATOR
 from workflows.transfer import TransferWorkflow
@@ -51,7 +50,7 @@ async def test_a_cancelled_transfer_an_operator_settled_closes_as_resolved(
 ) -> None:
     """Cancelled, refund refused, resolved by hand: the money is not back, so not 'cancelled'."""
     client = dev_env.client
-    credit, started = hanging_credit()
+    credit, started = hanging_step("credit")
     transfer_id = new_id()
     async with transfer_worker(client, store, credit=credit) as tq:
         handle = await client.start_workflow(
@@ -138,7 +137,7 @@ async def test_cancel_while_the_credit_is_in_flight_refunds_the_debit(
     client: Client, store: LedgerStore
 ) -> None:
     """Cancel while the credit hangs: the debit is refunded and the credit voided."""
-    stuck_credit, credit_started = hanging_credit()
+    stuck_credit, credit_started = hanging_step("credit")
 
     transfer_id = new_id()
     async with transfer_worker(client, store, credit=stuck_credit) as tq:
@@ -283,7 +282,7 @@ async def test_operator_actions_are_refused_unless_the_transfer_needs_attention(
     client: Client, store: LedgerStore
 ) -> None:
     """Retry or resolve on a running transfer is rejected before it reaches the history."""
-    slow_credit, credit_started = hanging_credit()
+    slow_credit, credit_started = hanging_step("credit")
 
     async with transfer_worker(client, store, credit=slow_credit) as tq:
         handle = await client.start_workflow(
@@ -435,12 +434,7 @@ async def test_a_hung_step_ends_in_compensation_within_the_deadline(
     client: Client, store: LedgerStore
 ) -> None:
     """The debit hangs forever; at the 4 s deadline the transfer compensates and says why."""
-
-    @activity.defn(name="debit")
-    async def hung_debit(step: StepInput) -> StepResult:
-        await asyncio.sleep(3600)
-        raise AssertionError("unreachable")
-
+    hung_debit, _ = hanging_step("debit")
     transfer_id = new_id()
     async with transfer_worker(client, store, debit=hung_debit) as tq:
         failure, state = await run(
@@ -471,18 +465,8 @@ async def test_a_late_debit_attempt_is_refused_after_its_compensation_voided_it(
     real = LedgerActivities(store)
     release = threading.Event()
     outcomes: list[BaseException | StepResult] = []
-
-    @activity.defn(name="debit")
-    def slow_debit(step: StepInput) -> StepResult:
-        release.wait(60)  # blocks past the deadline, like a stalled database call
-        try:
-            result = real.debit(step)
-        except ApplicationError as err:
-            outcomes.append(err)
-            raise
-        outcomes.append(result)
-        return result
-
+    # Blocks past the deadline, like a stalled database call.
+    slow_debit = stalled_step("debit", real.debit, release, outcomes, up_to=60)
     transfer_id = new_id()
     async with transfer_worker(client, store, debit=slow_debit) as tq:
         failure, state = await run(

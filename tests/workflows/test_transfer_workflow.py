@@ -7,18 +7,18 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities import LedgerActivities, StepInput, StepResult
+from activities import LedgerActivities
 from app.transfers import TransferIdConflict, start_transfer, wait_outcome
 from ledger import LedgerStore, LedgerUnavailable, PostingKind, Receipt
-from tests.conftest import balances, opening_balances
-from tests.workflows.conftest import transfer_worker
-from tests.workflows.helpers import new_id, postings_of, request, run
+from tests.support.doubles import hanging_step
+from tests.support.ledgers import balances, opening_balances
+from tests.support.transfers import new_id, postings_of, request, run
+from tests.support.workers import transfer_worker
 from workflows import visibility
 from workflows.contract import StepStatus, TransferStatus
 from workflows.steps import FORWARD
@@ -206,15 +206,7 @@ async def test_a_step_that_hangs_past_its_timeout_is_retried(
     """Attempt 1 hangs; after its start-to-close timeout attempt 2 runs and the transfer ends."""
     assert timedelta(seconds=30) > FORWARD.start_to_close, "this test waits it out"
     real = LedgerActivities(store)
-    first_attempt_started = asyncio.Event()
-
-    @activity.defn(name="debit")
-    async def hanging_debit(step: StepInput) -> StepResult:
-        if activity.info().attempt == 1:
-            first_attempt_started.set()
-            await asyncio.sleep(3600)
-        return await asyncio.to_thread(real.debit, step)
-
+    hanging_debit, first_attempt_started = hanging_step("debit", then=real.debit)
     transfer_id = new_id()
     async with transfer_worker(env.client, store, debit=hanging_debit) as tq:
         handle = await env.client.start_workflow(

@@ -1,4 +1,4 @@
-"""Workers for workflow tests: the real ledger activities, some optionally replaced."""
+"""In-process workers for tests: the real ledger activities, some optionally replaced."""
 
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +22,7 @@ async def transfer_worker(
     """Run TransferWorkflow with the real activities on `store`; yield the task queue.
 
     Keyword arguments replace activities by name (``debit=...``) with test
-    doubles declared as ``@activity.defn(name="debit")``.
+    doubles declared as ``@activity.defn(name="debit")`` (see `tests.support.doubles`).
     """
     task_queue = task_queue or f"test-{uuid.uuid4()}"
     async with running_worker(client, store, task_queue=task_queue, replacements=replacements):

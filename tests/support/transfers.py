@@ -1,25 +1,25 @@
-"""Small helpers and activity doubles shared by the workflow tests."""
+"""Transfers in tests: requests, ids, running one, its postings, waiting for a status."""
 
 import asyncio
 import uuid
 from typing import Any
 
-from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 
-from activities import LedgerActivities, StepInput, StepResult
 from ledger import LedgerStore
 from workflows.contract import TransferRequest, TransferState, TransferStatus
 from workflows.transfer import TransferWorkflow
 
 
 def request(source: str, destination: str, amount: str, **extra: Any) -> TransferRequest:
+    """A transfer request between two accounts of one ledger."""
     return TransferRequest(
         source_account=source, destination_account=destination, amount=amount, **extra
     )
 
 
 def new_id() -> str:
+    """A transfer id of its own."""
     return f"transfer-{uuid.uuid4()}"
 
 
@@ -44,32 +44,6 @@ async def run(
     except WorkflowFailureError as err:
         outcome = err
     return outcome, await handle.query(TransferWorkflow.state)
-
-
-def freezing_credit(store: LedgerStore, account_to_freeze: str = "ACC-001") -> Any:
-    """The real credit, but first it freezes the source, so the refund will be refused."""
-    real = LedgerActivities(store)
-
-    @activity.defn(name="credit")
-    def credit(step: StepInput) -> StepResult:
-        if store.get_account(account_to_freeze).status == "open":
-            store.freeze_account(account_to_freeze)
-        return real.credit(step)
-
-    return credit
-
-
-def hanging_credit() -> tuple[Any, asyncio.Event]:
-    """A credit that hangs until cancelled, and the event set when it starts."""
-    started = asyncio.Event()
-
-    @activity.defn(name="credit")
-    async def credit(step: StepInput) -> StepResult:
-        started.set()
-        await asyncio.sleep(3600)
-        raise AssertionError("unreachable")
-
-    return credit, started
 
 
 async def wait_for_status(handle: Any, status: TransferStatus) -> TransferState:
