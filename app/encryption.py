@@ -123,37 +123,38 @@ class KeyRing:
 
         Blank lines and lines starting with ``#`` are ignored. `source` names
         where the text came from, for error messages.
+
+        Raises:
+            InvalidKeyRing: An entry is malformed. The message names the entry
+                by its position, never by its text: an entry written the wrong
+                way round (``<key>:id``) has key material where the id should
+                be, and a key in hex or unpadded base64 even looks like an id.
+                A key id is quoted only once its entry parsed in full.
         """
         entries: list[tuple[str, bytes]] = []
-        lines = (
-            part.strip()
-            for line in text.splitlines()
-            if not line.lstrip().startswith("#")
-            for part in line.split(",")
-        )
-        for number, entry in enumerate(lines, start=1):
-            if not entry:
+        multiline = len(text.strip().splitlines()) > 1
+        number = 0
+        for line_number, line in enumerate(text.splitlines(), start=1):
+            if line.lstrip().startswith("#"):
                 continue
-            key_id, sep, encoded = entry.partition(":")
-            key_id = key_id.strip()
-            # Checked before anything is quoted: an entry written the wrong
-            # way round would otherwise put key material in the message.
-            if not sep or not KEY_ID_PATTERN.match(key_id):
-                raise InvalidKeyRing(
-                    f"{source}: entry {number} is not `id:base64-key` "
-                    "(an id of letters, digits, '.', '_' or '-', then the key)"
-                )
-            try:
-                key = base64.b64decode(encoded.strip(), validate=True)
-            except binascii.Error:
-                raise InvalidKeyRing(f"{source}: key {key_id!r} is not valid base64") from None
-            entries.append((key_id, key))
+            for part in line.split(","):
+                entry = part.strip()
+                if not entry:
+                    continue
+                number += 1
+                where = f"entry {number} (line {line_number})" if multiline else f"entry {number}"
+                entries.append(_parse_entry(entry, f"{where} of {source}"))
         if not entries:
             raise InvalidKeyRing(f"{source} holds no key")
-        try:
-            return cls(tuple(entries))
-        except InvalidKeyRing as err:
-            raise InvalidKeyRing(f"{source}: {err}") from None
+        seen: dict[str, int] = {}
+        for number, (key_id, _) in enumerate(entries, start=1):
+            if key_id in seen:
+                raise InvalidKeyRing(
+                    f"{source}: key id {key_id!r} appears twice (entries {seen[key_id]} "
+                    f"and {number})"
+                )
+            seen[key_id] = number
+        return cls(tuple(entries))
 
     def with_new_key(self, key_id: str | None = None) -> KeyRing:
         """A copy of the ring with a freshly generated key in front (it encrypts from now on)."""
@@ -171,6 +172,29 @@ class KeyRing:
         ]
         lines += [f"{key_id}:{base64.b64encode(key).decode()}" for key_id, key in self.keys]
         return "\n".join(lines) + "\n"
+
+
+def _parse_entry(entry: str, where: str) -> tuple[str, bytes]:
+    """One ``id:base64`` entry; errors say `where` it is and never quote it."""
+    key_id, sep, encoded = entry.partition(":")
+    key_id = key_id.strip()
+    if not sep or not KEY_ID_PATTERN.match(key_id):
+        raise InvalidKeyRing(
+            f"{where} is not `id:base64-key` (an id of letters, digits, '.', '_' or '-', "
+            "then ':' and the key)"
+        )
+    try:
+        key = base64.b64decode(encoded.strip(), validate=True)
+    except binascii.Error:
+        raise InvalidKeyRing(
+            f"{where}: the part after ':' is not valid base64 (padded, as `keys new --print` "
+            "writes it)"
+        ) from None
+    if len(key) != KEY_BYTES:
+        raise InvalidKeyRing(
+            f"{where}: the key after ':' is {len(key)} bytes; AES-256 needs {KEY_BYTES}"
+        )
+    return key_id, key
 
 
 def new_key_id(taken: Iterable[str] = ()) -> str:

@@ -128,8 +128,8 @@ def test_key_rings_parse_newest_first_and_refuse_malformed_keys() -> None:
         ("k:!!!", "not valid base64"),
         (f"k:{base64.b64encode(bytes(16)).decode()}", "16 bytes; AES-256 needs 32"),
         (f"k:{key},k:{key}", "appears twice"),
-        (f"bad id:{key}", "entry 1 is not `id:base64-key`"),
-        (f"new:{key},{key}:swapped", "entry 2 is not `id:base64-key`"),  # material first
+        (f"bad id:{key}", "entry 1 of test is not `id:base64-key`"),
+        (f"new:{key},{key}:swapped", "entry 2 of test is not `id:base64-key`"),  # material first
     ]:
         with pytest.raises(InvalidKeyRing, match=message) as caught:
             KeyRing.parse(text, source="test")
