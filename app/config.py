@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from app.encryption import (
     InvalidKeyRing,
@@ -19,20 +20,39 @@ from app.encryption import (
     generate_ring,
     read_key_file,
     write_key_file,
-    write_private_file,
 )
+from app.private_files import UnsafeFile, read_private_file, secure_data_dir, write_private_file
 from ledger import LedgerStore, open_store
 from workflows.banks import DEFAULT_TASK_QUEUE, InvalidBankName, bank_of, validate_bank_name
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_UI_PORT = 8233
 DEFAULT_CODEC_PORT = 8234
-DATA_DIR = Path(".data")
+#: The checkout this code runs from: `worker.py`, `starter.py` and `pyproject.toml` are there.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KEY_FILE_NAME = "encryption-keys"
 CODEC_TOKEN_FILE_NAME = "codec-token"
 #: A bank's clearing account holds its transfers in flight and, net, what it
 #: owes or is owed by the other banks for completed cross-bank transfers.
 BANK_CLEARING_OWNER = "Clearing and settlement"
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """Where state is kept without TRANSFER_DATA_DIR: an absolute path, never the cwd's.
+
+    ``.data`` in the project checkout, whichever directory a command runs
+    in, so a ``.data/`` planted where someone happens to run it is never
+    read. Installed without a checkout (a wheel), the user's data directory:
+    ``$XDG_DATA_HOME/saga-transfer``, by default ``~/.local/share/saga-transfer``.
+    """
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / ".data"
+    xdg = env.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "saga-transfer"
+
+
+DATA_DIR = default_data_dir(os.environ)
 
 
 @dataclass(frozen=True)
@@ -44,7 +64,9 @@ class Settings:
             under ``.data/``).
         task_queue: ``TEMPORAL_TASK_QUEUE``: where transfers run.
         ui_url: ``TEMPORAL_UI_URL``: the Web UI, for links printed to people.
-        data_dir: Where the embedded dev server and default ledger keep state.
+        data_dir: ``TRANSFER_DATA_DIR``: where the embedded dev server, the
+            default ledger and the key and token files live (default
+            `default_data_dir`; kept owner-only, see `app.private_files`).
     """
 
     ledger_url: str
@@ -102,12 +124,14 @@ class Settings:
                 would be one database.
         """
         env = os.environ if env is None else env
-        data_dir = Path(env.get("TRANSFER_DATA_DIR", str(DATA_DIR)))
+        # An explicit relative TRANSFER_DATA_DIR is the user's own choice and
+        # means the current directory, as any path typed on a command line.
+        data_dir = Path(env.get("TRANSFER_DATA_DIR") or default_data_dir(env))
         banks = _banks(env.get("TRANSFER_BANKS", ""))
         return cls(
             banks=banks,
             bank_ledger_urls={bank: _bank_ledger_url(env, bank, data_dir) for bank in banks},
-            ledger_url=env.get("LEDGER_URL") or f"sqlite:///{data_dir / 'ledger.db'}",
+            ledger_url=env.get("LEDGER_URL") or _sqlite_url(data_dir / "ledger.db"),
             task_queue=env.get("TEMPORAL_TASK_QUEUE") or DEFAULT_TASK_QUEUE,
             ui_url=(env.get("TEMPORAL_UI_URL") or f"http://localhost:{DEFAULT_UI_PORT}").rstrip(
                 "/"
@@ -168,13 +192,19 @@ class Settings:
         With `create` a missing token file is created with a random token.
 
         Raises:
-            ConfigError: No token is configured.
+            ConfigError: No token is configured, or the token file is not
+                owner-only and this user's.
         """
         if self.codec_token:
             return _strong_token(self.codec_token, "TRANSFER_CODEC_TOKEN")
         path = self.data_dir / CODEC_TOKEN_FILE_NAME
         if path.exists():
-            token = path.read_text().strip()
+            try:
+                token = read_private_file(path, "codec token file").strip()
+            except UnsafeFile as err:
+                raise ConfigError(str(err)) from None
+            except OSError as err:
+                raise ConfigError(f"cannot read codec token file {path}: {err.strerror}") from None
             if token:
                 return _strong_token(token, str(path))
         if not create:
@@ -185,6 +215,17 @@ class Settings:
         token = secrets.token_urlsafe(32)
         write_private_file(path, token + "\n")
         return token
+
+    def secure_data_dir(self) -> str | None:
+        """Close a data directory others can enter; one line saying so, or None.
+
+        Raises:
+            ConfigError: It is open to others and not this user's to close.
+        """
+        try:
+            return secure_data_dir(self.data_dir)
+        except UnsafeFile as err:
+            raise ConfigError(str(err)) from None
 
     def bank_ledger_url(self, bank: str) -> str:
         """The ledger of one bank."""
@@ -256,4 +297,9 @@ def _bank_ledger_url(env: Mapping[str, str], bank: str, data_dir: Path) -> str:
                 f"LEDGER_URL (such as ?schema=bank_{{bank}}) or set LEDGER_URL_{bank.upper()}"
             )
         return shared.replace("{bank}", bank)
-    return f"sqlite:///{data_dir / f'ledger-{bank}.db'}"
+    return _sqlite_url(data_dir / f"ledger-{bank}.db")
+
+
+def _sqlite_url(path: Path) -> str:
+    """``sqlite:///path``, quoted: a checkout's path may hold '#', '?' or '%'."""
+    return f"sqlite:///{quote(str(path))}"

@@ -45,6 +45,8 @@ from temporalio.converter import (
     PayloadCodec,
 )
 
+from app.private_files import UnsafeFile, read_private_file, write_private_file
+
 ENCODING = b"binary/encrypted"
 CIPHER = b"AES-256-GCM"
 KEY_BYTES = 32
@@ -212,9 +214,15 @@ def generate_ring() -> KeyRing:
 
 
 def read_key_file(path: Path) -> KeyRing:
-    """The key ring in a key file."""
+    """The key ring in a key file, refused unless the file is owner-only and this user's.
+
+    A key file others can write could put their key first, to encrypt every
+    new payload; one others can read has leaked. Either is refused, with the fix.
+    """
     try:
-        text = path.read_text()
+        text = read_private_file(path, "key file")
+    except UnsafeFile as err:
+        raise InvalidKeyRing(str(err)) from None
     except OSError as err:
         raise InvalidKeyRing(f"cannot read key file {path}: {err.strerror}") from None
     return KeyRing.parse(text, source=f"key file {path}")
@@ -223,24 +231,6 @@ def read_key_file(path: Path) -> KeyRing:
 def write_key_file(path: Path, ring: KeyRing) -> None:
     """Write a key file readable by its owner only (created 0600, replaced atomically)."""
     write_private_file(path, ring.text())
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write `text` to a new file only its owner can read, then move it over `path`.
-
-    A fresh file (O_EXCL, 0600) replaces whatever was there, so an existing
-    file's looser mode, or a symlink planted at `path`, is never written through.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class EncryptionCodec(PayloadCodec):

@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from app.config import DEFAULT_ADDRESS, DEFAULT_UI_PORT, Settings
 from app.encryption import encrypted_converter
+from app.private_files import PRIVATE_DIR_MODE
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 #: Settings for the embedded dev server, each measured by `make bench`
@@ -157,7 +158,7 @@ async def server_client(
             f"Nothing answers at {config['target_host']}; the embedded dev server only "
             f"starts on {DEFAULT_ADDRESS}."
         )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     print(f"Starting the embedded Temporal dev server (Web UI {settings.ui_url}) ...", flush=True)
     ui_codec = ["--ui-codec-endpoint", settings.codec_url] if settings.encryption else []
     env = await WorkflowEnvironment.start_local(

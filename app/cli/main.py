@@ -8,8 +8,9 @@ from typing import Any, NoReturn
 
 from app.cli import accounts, demo, fleet, operators, security, transfers
 from app.cli.commands import Command, CommandParser, UsageError, add_json_option, add_version
-from app.cli.output import EXIT_USAGE, Output, exit_process, guard
+from app.cli.output import EXIT_USAGE, Output, exit_process, guard, warn
 from app.config import ConfigError, Settings
+from app.private_files import owner_only_umask
 
 
 def starter_parser(prog: str = "starter.py") -> CommandParser:
@@ -33,9 +34,18 @@ def starter_parser(prog: str = "starter.py") -> CommandParser:
 def starter_main(argv: Sequence[str] | None = None, *, prog: str = "starter.py") -> int:
     """`python starter.py COMMAND ...`; returns the exit code.
 
+    Every file and directory it creates is owner-only (`starter.py`,
+    `saga-transfer` and `make demo` all come through here), and a data
+    directory others can enter is closed first.
+
     A usage error is JSON too when `--json` is among the arguments: the
     parser fails before it could say whether the command takes it.
     """
+    with owner_only_umask():
+        return _starter_main(argv, prog)
+
+
+def _starter_main(argv: Sequence[str] | None, prog: str) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     try:
         namespace = starter_parser(prog).parse_args(arguments)
@@ -46,8 +56,11 @@ def starter_main(argv: Sequence[str] | None = None, *, prog: str = "starter.py")
     out = Output(args.json)
     try:
         settings = Settings.from_env()
+        closed = settings.secure_data_dir()
     except ConfigError as err:
         return out.error(str(err), EXIT_USAGE)
+    if closed:
+        warn(closed)
     return guard(lambda: handler(settings, args), out)
 
 

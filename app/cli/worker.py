@@ -19,9 +19,11 @@ from app.cli.output import (
     Output,
     exit_process,
     guard,
+    warn,
 )
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.encryption import KeyRing
+from app.private_files import owner_only_umask
 from app.temporal import metrics_runtime, missing_search_attributes, server_client
 from app.worker import running_bank_workers, running_worker, wait_for_stop_signal
 from workflows.banks import bank_task_queue
@@ -78,7 +80,17 @@ def worker_parser(prog: str = "worker.py") -> CommandParser:
 
 
 def worker_main(argv: Sequence[str] | None = None, *, prog: str = "worker.py") -> int:
-    """`python worker.py [--dev]`: run until SIGINT or SIGTERM; returns the exit code."""
+    """`python worker.py [--dev]`: run until SIGINT or SIGTERM; returns the exit code.
+
+    Every file and directory it creates (the dev server's too) is owner-only
+    (`worker.py` and `saga-transfer-worker` both come through here), and a
+    data directory others can enter is closed first.
+    """
+    with owner_only_umask():
+        return _worker_main(argv, prog)
+
+
+def _worker_main(argv: Sequence[str] | None, prog: str) -> int:
     out = Output()
     try:
         args = typed(WorkerArgs, worker_parser(prog).parse_args(argv))
@@ -87,13 +99,20 @@ def worker_main(argv: Sequence[str] | None = None, *, prog: str = "worker.py") -
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        settings = Settings.from_env()
+        closed = settings.secure_data_dir()
+    except ConfigError as err:
+        return out.error(str(err), EXIT_USAGE)
+    if closed:
+        warn(closed)
     runtime, address = None, None
     if args.metrics_port:
         runtime = metrics_runtime(args.metrics_host, args.metrics_port)
         address = f"{args.metrics_host}:{args.metrics_port}"
     return guard(
         lambda: _run_worker(
-            Settings.from_env(),
+            settings,
             dev=args.dev,
             runtime=runtime,
             metrics_address=address,

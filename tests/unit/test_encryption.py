@@ -191,6 +191,7 @@ def test_a_short_codec_token_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="TRANSFER_CODEC_TOKEN is 7 characters"):
         settings.codec_token_value()
     (tmp_path / "codec-token").write_text("short\n")
+    (tmp_path / "codec-token").chmod(0o600)  # owner-only, or it is refused for that first
     with pytest.raises(ConfigError, match="codec-token is 5 characters"):
         Settings.from_env({"TRANSFER_DATA_DIR": str(tmp_path)}).codec_token_value()
 
