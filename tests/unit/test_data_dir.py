@@ -1,4 +1,4 @@
-"""The data directory: owner-only from every entry point, closed when found open, never the cwd's."""
+"""The data directory: owner-only from every entry, closed when found open, never the cwd's."""
 
 import os
 import stat

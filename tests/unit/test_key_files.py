@@ -1,12 +1,15 @@
 """Key and token files: refused unless owner-only; key parse errors never show key material."""
 
 import base64
+import os
 from pathlib import Path
 
 import pytest
 
+from app.cli import starter_main
 from app.config import ConfigError, Settings
-from app.encryption import InvalidKeyRing, KeyRing
+from app.encryption import InvalidKeyRing, KeyRing, generate_ring, read_key_file, write_key_file
+from app.private_files import write_private_file
 
 #: 32 bytes whose base64 has no '+' or '/': unpadded, it is a well-formed key id.
 KEY = bytes((j * 13) % 256 for j in range(32))
@@ -25,6 +28,100 @@ def assert_no_key_material(message: str, *secrets: str) -> None:
     for secret in secrets:
         leaked = [w for w in windows(secret) if w in message]
         assert [] == leaked, message
+
+
+#: Another user, for files "planted" by someone else (the tests run as root, who may chown).
+STRANGER = 65534
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
+TOKEN = "t" * 32
+
+
+@pytest.fixture
+def keyless_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data dir in `tmp_path`, and keys from the key file there (not the suite's variable)."""
+    monkeypatch.setenv("TRANSFER_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("TRANSFER_ENCRYPTION_KEYS", raising=False)
+    return tmp_path / "encryption-keys"
+
+
+# -- key and token files: owner-only and this user's, or refused -----------------
+
+
+@pytest.mark.parametrize("loose", [0o666, 0o644, 0o640, 0o604, 0o620], ids=oct)
+def test_a_key_file_others_can_read_or_write_is_refused_with_the_fix(
+    loose: int, keyless_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A planted 0666 key file, or one others can read, is never used: exit 2, one line."""
+    planted = generate_ring()
+    write_key_file(keyless_env, planted)
+    keyless_env.chmod(loose)
+    assert 2 == starter_main(["keys", "list"])
+    out, err = capsys.readouterr()
+    assert "" == out
+    fix = f"`chmod 600 {keyless_env}` if it is yours"
+    assert [
+        f"error: key file {keyless_env} is mode {loose:04o}: group or others may read or change "
+        f"it; {fix}"
+    ] == err.splitlines()
+    assert planted.current not in err
+    assert 2 == starter_main(["keys", "new"])  # nor rotated, trusting what is in it
+    assert planted == KeyRing.parse(keyless_env.read_text(), source="test")
+
+
+@needs_root
+def test_a_key_file_another_user_owns_is_refused_with_the_fix(
+    keyless_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Owner-only is not enough: a key file someone else owns (and so planted) is refused."""
+    write_key_file(keyless_env, generate_ring())
+    os.chown(keyless_env, STRANGER, STRANGER)
+    assert 2 == starter_main(["keys", "list"])
+    assert [
+        f"error: key file {keyless_env} is owned by uid {STRANGER}, not by this user "
+        f"(uid {os.geteuid()}): remove it, or `chown {os.geteuid()} {keyless_env}` if it is yours"
+    ] == capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize("private", [0o600, 0o400], ids=oct)
+def test_an_owner_only_key_file_of_this_user_is_used(private: int, keyless_env: Path) -> None:
+    """The key files we write (0600), or made read-only (0400), are read as before."""
+    ring = generate_ring()
+    write_key_file(keyless_env, ring)
+    keyless_env.chmod(private)
+    assert ring == read_key_file(keyless_env)
+
+
+@pytest.mark.parametrize("loose", [0o644, 0o666, 0o660], ids=oct)
+def test_a_codec_token_file_others_can_read_or_write_is_refused(loose: int, tmp_path: Path) -> None:
+    """A readable token lets anyone decrypt through the codec server; a writable one is planted."""
+    path = tmp_path / "codec-token"
+    write_private_file(path, TOKEN + "\n")
+    path.chmod(loose)
+    settings = Settings.from_env({"TRANSFER_DATA_DIR": str(tmp_path)})
+    message = f"codec token file {path} is mode {loose:04o}: group or others may read or change it"
+    for create in (False, True):  # never replaced either: the fix is the owner's to make
+        with pytest.raises(ConfigError) as caught:
+            settings.codec_token_value(create=create)
+        assert str(caught.value).startswith(message)
+        assert f"`chmod 600 {path}`" in str(caught.value)
+        assert TOKEN not in str(caught.value)
+
+
+@needs_root
+def test_a_codec_token_file_another_user_owns_is_refused(tmp_path: Path) -> None:
+    """A token someone else wrote would let them in: refused, naming chown."""
+    path = tmp_path / "codec-token"
+    write_private_file(path, TOKEN + "\n")
+    os.chown(path, STRANGER, STRANGER)
+    settings = Settings.from_env({"TRANSFER_DATA_DIR": str(tmp_path)})
+    with pytest.raises(ConfigError, match=f"owned by uid {STRANGER}.*`chown {os.geteuid()} "):
+        settings.codec_token_value()
+
+
+def test_an_owner_only_codec_token_file_is_used(tmp_path: Path) -> None:
+    """The token file `--new-token` writes (0600) is read as before."""
+    write_private_file(tmp_path / "codec-token", TOKEN + "\n")
+    assert TOKEN == Settings.from_env({"TRANSFER_DATA_DIR": str(tmp_path)}).codec_token_value()
 
 
 # -- parse errors name the entry by position ------------------------------------
