@@ -406,11 +406,19 @@ def test_demo_starts_the_embedded_dev_server_when_none_answers(cli_env: dict[str
         for k, v in cli_env.items()
         if not k.startswith("TEMPORAL_ADDRESS") and k != "TRANSFER_ENCRYPTION_KEYS"
     }
+    data = Path(cli_env["TRANSFER_DATA_DIR"])
+    data.chmod(0o755)  # as an older version left it: open to everyone on the machine
     result = run_cli(env, "demo", timeout=300)
     assert 0 == result.returncode, result.stdout + result.stderr
     assert "Starting the embedded Temporal dev server" in result.stdout
     assert "Demo finished: every scenario ended as expected." in result.stdout
-    data = Path(cli_env["TRANSFER_DATA_DIR"])
+    # The data dir is closed, and all the demo made in it (ledgers, the dev
+    # server's database, the key) is owner-only.
+    assert f"Data directory {data} was mode 0755, now 0700" in result.stderr
+    assert 0o700 == data.stat().st_mode & 0o777
+    made = [p for p in data.iterdir() if p.name.startswith(("temporal.db", "demo-ledger"))]
+    assert len(made) >= 3, made
+    assert {} == {p.name: oct(p.stat().st_mode) for p in made if p.stat().st_mode & 0o077}
     assert (data / "temporal.db").is_file()
     key_file = data / "encryption-keys"
     assert "Generated encryption key" in result.stdout
