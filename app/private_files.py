@@ -53,7 +53,8 @@ def secure_data_dir(path: Path) -> str | None:
         0700 when first needed.
 
     Raises:
-        UnsafeFile: The directory is loose and not this user's to change.
+        UnsafeFile: The directory is loose and not this user's to change, or
+            is a shared one such as /tmp (sticky).
     """
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -61,6 +62,13 @@ def secure_data_dir(path: Path) -> str | None:
         return None
     if not path.is_dir() or not mode & 0o077:
         return None
+    if mode & stat.S_ISVTX:
+        # A sticky directory (/tmp) is shared by design: closing it would
+        # break everyone else, and anyone may already have planted files in it.
+        raise UnsafeFile(
+            f"data directory {path} is a shared directory (mode {mode:04o}): set "
+            "TRANSFER_DATA_DIR to a directory of its own"
+        )
     try:
         path.chmod(PRIVATE_DIR_MODE)
     except PermissionError:

@@ -109,6 +109,22 @@ def test_a_loose_data_dir_does_not_make_a_loose_key_file_trusted(tmp_path: Path)
         settings.key_ring()
 
 
+def test_a_shared_sticky_directory_is_refused_never_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """TRANSFER_DATA_DIR=/tmp-like (1777): exit 2 asking for a directory of its own, mode kept."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    monkeypatch.setenv("TRANSFER_DATA_DIR", str(shared))
+    assert 2 == starter_main(["keys", "list"])
+    assert [
+        f"error: data directory {shared} is a shared directory (mode 1777): set "
+        "TRANSFER_DATA_DIR to a directory of its own"
+    ] == capsys.readouterr().err.splitlines()
+    assert 0o1777 == mode(shared)
+
+
 def test_the_default_data_dir_is_the_checkouts_whatever_the_current_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
