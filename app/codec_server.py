@@ -101,8 +101,12 @@ def codec_app(
     secure_cookie = public is not None and public.startswith("https://")
 
     def own_origin(request: web.Request) -> str:
-        """The origin browsers use for this server: the public URL's, else the request's."""
-        return public or f"{request.scheme}://{request.host}".lower()
+        """The origin browsers use for this server: an https public URL's, else the request's.
+
+        An https public URL is a TLS proxy's, where the request seen here says
+        http; an http one may name another port than the one served (--port).
+        """
+        return public if secure_cookie and public else f"{request.scheme}://{request.host}".lower()
 
     def is_own(request: web.Request, origin: str) -> bool:
         return origin in (public, f"{request.scheme}://{request.host}".lower())

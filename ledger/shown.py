@@ -18,10 +18,11 @@ ECHO_LIMIT = 40
 #: What stands for a secret in a shown URL.
 REDACTED = "***"
 
-#: libpq connection parameters that carry a secret (any name containing
-#: "password" or "secret" is treated as one too). File paths such as
-#: ``sslkey`` name where a secret is, not the secret, and stay visible.
-_SECRET_PARAMETERS = frozenset({"password", "sslpassword", "passfile", "token", "api_key"})
+#: Query parameters that carry a secret: libpq's ``password`` and
+#: ``sslpassword``, and any name with "password", "secret" or "token" in it.
+#: File paths such as ``sslkey`` or ``passfile`` say where a secret is, not
+#: what it is, and stay visible.
+_SECRET_WORDS = ("password", "secret", "token")
 
 
 def quoted(text: str, limit: int = ECHO_LIMIT) -> str:
@@ -60,12 +61,11 @@ def redact_url(url: str) -> str:
 
 
 def _is_secret(name: str) -> bool:
-    name = name.lower()
-    return name in _SECRET_PARAMETERS or "password" in name or "secret" in name
+    return any(word in name.lower() for word in _SECRET_WORDS)
 
 
 #: ``password=...`` in a keyword connection string (``host=db password='a b'``).
 _SECRET_PAIR = re.compile(
-    r"""([A-Za-z_]*(?:password|secret|token|api_key)[A-Za-z_]*)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)""",
+    r"""([A-Za-z_]*(?:password|secret|token)[A-Za-z_]*)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)""",
     re.IGNORECASE,
 )

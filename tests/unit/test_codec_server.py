@@ -533,6 +533,17 @@ async def test_behind_a_tls_proxy_sign_in_at_the_public_url_gets_a_secure_cookie
         await client.close()
 
 
+async def test_an_http_public_url_on_another_port_leaves_the_endpoint_shown_as_served() -> None:
+    """Served with --port elsewhere than an http TRANSFER_CODEC_URL: the page names where it is."""
+    client = await client_for(public_url="http://localhost:8234")
+    try:
+        response = await sign_in(client)
+        assert f"http://{client.host}:{client.port}" in await response.text()
+        assert not response.cookies[SESSION_COOKIE]["secure"]
+    finally:
+        await client.close()
+
+
 async def test_without_a_public_url_the_cookie_is_not_secure(codec: Client) -> None:
     """Plain HTTP and no https public URL: the cookie is not Secure (it would be dropped)."""
     response = await sign_in(codec)
