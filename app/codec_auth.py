@@ -16,6 +16,9 @@ DEFAULT_SESSION_TTL = timedelta(hours=8)
 SESSION_COOKIE = "codec_session"
 #: Sessions kept at most; the oldest go first (each needs a valid token to make).
 MAX_SESSIONS = 10_000
+#: A token of few distinct characters (``aaaaaaaaaaaaaaaa``) is long but guessable,
+#: and nothing slows guessing down (there is no rate limit): refuse it.
+MIN_DISTINCT_CHARACTERS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +81,13 @@ class TokenCheck:
             raise ValueError("the codec server needs at least one token")
         if any(not token.strip() for token in tokens.values()):
             raise ValueError("a codec server token must not be empty")
+        for name, token in tokens.items():
+            if len(set(token)) < MIN_DISTINCT_CHARACTERS:
+                raise ValueError(
+                    f"codec token {name!r} has {len(set(token))} distinct characters; a random "
+                    f"one has many more (`codec-server --new-token` makes one): use at least "
+                    f"{MIN_DISTINCT_CHARACTERS}"
+                )
         self._tokens = [(name, token.encode()) for name, token in tokens.items()]
 
     def token_name(self, presented: str) -> str | None:

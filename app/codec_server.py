@@ -19,34 +19,35 @@ Who may decode:
 Browsers may call the API from the configured origins only (CORS with the
 exact origin and credentials, never ``*``); a request whose ``Origin`` is
 neither one of them nor this server's own is refused with 403, so another
-page on the same machine cannot ride on the session cookie.
+page on the same machine cannot ride on the session cookie. Behind a
+TLS-terminating proxy the server's own origin is its public URL
+(``TRANSFER_CODEC_URL``, the one the Web UI calls), not the plain-HTTP
+request it sees; ``X-Forwarded-*`` headers are not trusted.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
-from temporalio.api.common.v1 import Payloads
+from google.protobuf.json_format import MessageToDict
 
 from app.codec_auth import DEFAULT_SESSION_TTL, SESSION_COOKIE, Sessions, TokenCheck, authenticate
+from app.codec_log import MAX_LOGGED_HEADER, CodecAccessLogger
 from app.codec_pages import login_html, page, signed_in_html
+from app.codec_request import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_PAYLOADS, error, read_payloads
 from app.config import CODEC_TOKEN_FILE_NAME, DEFAULT_CODEC_PORT, Settings
 from app.encryption import EncryptionCodec, EncryptionError, KeyRing
+from ledger.shown import quoted
 
 __all__ = ["SESSION_COOKIE", "codec_app", "origin_of", "serving_codec"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
-DEFAULT_MAX_PAYLOADS = 1000
 ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
 CODEC_PATHS = frozenset({"/encode", "/decode"})
 
@@ -68,10 +69,6 @@ def origin_of(url: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def _error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers or None)
-
-
 def codec_app(
     codec: EncryptionCodec,
     *,
@@ -80,6 +77,7 @@ def codec_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_payloads: int = DEFAULT_MAX_PAYLOADS,
     session_ttl: timedelta = DEFAULT_SESSION_TTL,
+    public_url: str | None = None,
 ) -> web.Application:
     """The codec server as an aiohttp application.
 
@@ -91,23 +89,46 @@ def codec_app(
         max_body_bytes: Larger request bodies get 413.
         max_payloads: Requests with more payloads get 413.
         session_ttl: How long a browser sign-in lasts.
+        public_url: Where browsers reach this server (``TRANSFER_CODEC_URL``):
+            behind a TLS proxy, ``https://codec.example.com``. Its origin is
+            accepted as the server's own besides the one requests arrive at,
+            and an https URL makes the session cookie Secure.
     """
     auth = TokenCheck(tokens)
     sessions = Sessions(session_ttl)
     origins = frozenset(origin_of(origin) for origin in allowed_origins)
+    public = origin_of(public_url) if public_url else None
+    secure_cookie = public is not None and public.startswith("https://")
 
     def own_origin(request: web.Request) -> str:
-        return f"{request.scheme}://{request.host}".lower()
+        """The origin browsers use for this server: an https public URL's, else the request's.
+
+        An https public URL is a TLS proxy's, where the request seen here says
+        http; an http one may name another port than the one served (--port).
+        """
+        return public if secure_cookie and public else f"{request.scheme}://{request.host}".lower()
+
+    def is_own(request: web.Request, origin: str) -> bool:
+        return origin in (public, f"{request.scheme}://{request.host}".lower())
 
     @web.middleware
     async def guard_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
         """CORS for the allowed origins; 403 for any other cross-origin caller."""
         origin = request.headers.get("Origin")
         allowed = origin is not None and origin in origins
-        if origin is not None and not allowed and origin != own_origin(request):
-            # The path as sent, quoted: a decoded path could forge log lines.
-            logger.warning("refused %s %r from origin %r", request.method, request.raw_path, origin)
-            return _error(403, f"origin {origin} may not call this codec server", Vary="Origin")
+        if origin is not None and not allowed and not is_own(request, origin):
+            # Quoted, so no newline can forge log lines; no query, which may hold a token.
+            logger.warning(
+                "refused %s %s from origin %s",
+                request.method,
+                quoted(request.path, MAX_LOGGED_HEADER),
+                quoted(origin, MAX_LOGGED_HEADER),
+            )
+            return error(
+                403,
+                f"origin {quoted(origin, MAX_LOGGED_HEADER)} may not call this codec server",
+                Vary="Origin",
+            )
         cors = {"Vary": "Origin"}
         if origin is not None and allowed and request.path in CODEC_PATHS:
             cors |= {
@@ -128,13 +149,15 @@ def codec_app(
     async def codec_call(request: web.Request) -> web.Response:
         who = authenticate(request, auth, sessions)
         if who is None:
-            return _error(
+            return error(
                 401,
                 "not signed in: send `Authorization: Bearer <token>` with the codec token, "
                 "or sign this browser in at /login",
                 **{"WWW-Authenticate": 'Bearer realm="codec"'},
             )
-        parsed = await _read_payloads(request, max_body_bytes, max_payloads)
+        parsed = await read_payloads(
+            request, max_body_bytes=max_body_bytes, max_payloads=max_payloads
+        )
         if isinstance(parsed, web.Response):
             return parsed
         operation = request.path.removeprefix("/")
@@ -145,13 +168,13 @@ def codec_app(
                 result = await codec.encode(parsed.payloads)
         except EncryptionError as err:
             logger.warning("%s failed for %s: %s", operation, who, err)
-            return _error(422, str(err))
+            return error(422, str(err))
         logger.info(
-            "%s %d payloads for %s (namespace %r)",
+            "%s %d payloads for %s (namespace %s)",
             operation,
             len(result),
             who,
-            request.headers.get("X-Namespace", ""),
+            quoted(request.headers.get("X-Namespace", ""), MAX_LOGGED_HEADER),
         )
         return web.json_response({"payloads": [MessageToDict(payload) for payload in result]})
 
@@ -177,7 +200,7 @@ def codec_app(
             path="/",
             httponly=True,
             samesite="Lax",
-            secure=request.secure,
+            secure=secure_cookie or request.secure,
         )
         logger.info("browser signed in with token %r (from %s)", name, request.remote)
         return response
@@ -204,7 +227,7 @@ def codec_app(
 def _preflight(request: web.Request, cors: dict[str, str], *, allowed: bool) -> web.Response:
     """Answer a CORS preflight (no credentials are sent with one, so none are checked)."""
     if not allowed:
-        return _error(403, "preflight refused: no allowed Origin", Vary="Origin")
+        return error(403, "preflight refused: no allowed Origin", Vary="Origin")
     headers = cors | {
         "Access-Control-Allow-Methods": "POST",
         "Access-Control-Allow-Headers": ALLOWED_HEADERS,
@@ -217,32 +240,6 @@ def _preflight(request: web.Request, cors: dict[str, str], *, allowed: bool) -> 
     return web.Response(status=204, headers=headers)
 
 
-async def _read_payloads(
-    request: web.Request, limit: int, max_payloads: int
-) -> Payloads | web.Response:
-    """The request's Payloads, or the 400/413 response that says what is wrong with it."""
-    too_large = f"request body over {limit} bytes: send fewer payloads per request"
-    if request.content_length is not None and request.content_length > limit:
-        return _error(413, too_large)
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _error(413, too_large)
-    try:
-        body: Any = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        return _error(400, f"body is not JSON: {err}")
-    if not isinstance(body, dict) or not isinstance(body.get("payloads", []), list):
-        return _error(400, 'body must be {"payloads": [{"metadata": {...}, "data": "..."}]}')
-    count = len(body.get("payloads", []))
-    if count > max_payloads:
-        return _error(413, f"{count} payloads in one request; at most {max_payloads}")
-    try:
-        return ParseDict(body, Payloads(), ignore_unknown_fields=True)
-    except (ParseError, ValueError, TypeError, RecursionError) as err:
-        return _error(400, f"body is not temporal.api.common.v1.Payloads JSON: {err}")
-
-
 def token_source(settings: Settings) -> str:
     """Where the codec token is configured, for messages (never the token itself)."""
     if settings.codec_token:
@@ -251,11 +248,17 @@ def token_source(settings: Settings) -> str:
 
 
 def codec_port(settings: Settings) -> int:
-    """The port of TRANSFER_CODEC_URL (the one the Web UI calls)."""
+    """The port to listen on by default: TRANSFER_CODEC_URL's (the one the Web UI calls).
+
+    An https URL is a TLS proxy's (this server speaks plain HTTP): then the
+    default port, for the proxy to forward to.
+    """
     parts = urlsplit(settings.codec_url)
+    if parts.scheme == "https":
+        return DEFAULT_CODEC_PORT
     if parts.port is not None:
         return parts.port
-    return {"http": 80, "https": 443}.get(parts.scheme, DEFAULT_CODEC_PORT)
+    return 80 if parts.scheme == "http" else DEFAULT_CODEC_PORT
 
 
 def sign_in_url(settings: Settings, base_url: str) -> str:
@@ -280,8 +283,9 @@ async def serving_codec(
 ) -> AsyncIterator[str]:
     """Serve the codec server on this event loop until the block exits; yield its base URL.
 
-    Browsers may call it from the Web UI's origin (TEMPORAL_UI_URL). `port`
-    defaults to TRANSFER_CODEC_URL's; 0 picks a free one.
+    Browsers may call it from the Web UI's origin (TEMPORAL_UI_URL), and
+    reach it at TRANSFER_CODEC_URL (its public URL). `port` defaults to
+    TRANSFER_CODEC_URL's (8234 if that is https); 0 picks a free one.
 
     Raises:
         OSError: The port is taken.
@@ -290,8 +294,9 @@ async def serving_codec(
         EncryptionCodec(ring),
         tokens={"codec-token": token},
         allowed_origins=[origin_of(settings.ui_url)],
+        public_url=settings.codec_url,
     )
-    runner = web.AppRunner(app, shutdown_timeout=5)
+    runner = web.AppRunner(app, shutdown_timeout=5, access_log_class=CodecAccessLogger)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, codec_port(settings) if port is None else port)

@@ -47,6 +47,9 @@ from temporalio.converter import (
 
 from app.private_files import UnsafeFile, read_private_file, write_private_file
 
+# Key ids come from a payload's metadata, which may be megabytes: quoted cuts them short.
+from ledger.shown import quoted
+
 ENCODING = b"binary/encrypted"
 CIPHER = b"AES-256-GCM"
 KEY_BYTES = 32
@@ -114,7 +117,7 @@ class KeyRing:
             if candidate == key_id:
                 return key
         raise UnknownKey(
-            f"payload was encrypted with key {key_id!r}, which this process does not hold "
+            f"payload was encrypted with key {quoted(key_id)}, which this process does not hold "
             f"(it holds {', '.join(self.ids)}): add that key to TRANSFER_ENCRYPTION_KEYS "
             "or the key file"
         )
@@ -277,7 +280,8 @@ class EncryptionCodec(PayloadCodec):
         cipher = payload.metadata.get("encryption-cipher", b"")
         if cipher != CIPHER:
             raise EncryptionError(
-                f"payload under key {key_id!r} uses cipher {cipher.decode(errors='replace')!r}; "
+                f"payload under key {quoted(key_id)} uses cipher "
+                f"{quoted(cipher.decode(errors='replace'))}; "
                 f"only {CIPHER.decode()} is supported"
             )
         self.ring.key(key_id)  # raises UnknownKey with the ids held
@@ -290,7 +294,7 @@ class EncryptionCodec(PayloadCodec):
             )
         except InvalidTag:
             raise DecryptionFailed(
-                f"payload under key {key_id!r} does not decrypt with the key of that id "
+                f"payload under key {quoted(key_id)} does not decrypt with the key of that id "
                 "held here: the key material differs from the one that encrypted it, or "
                 "the payload was altered"
             ) from None
@@ -316,7 +320,7 @@ class PlainCodec(PayloadCodec):
             if payload.metadata.get("encoding") == ENCODING:
                 key_id = payload.metadata.get("encryption-key-id", b"").decode(errors="replace")
                 raise EncryptionError(
-                    f"payload is encrypted (key {key_id!r}) but encryption is off in this "
+                    f"payload is encrypted (key {quoted(key_id)}) but encryption is off in this "
                     "process (TRANSFER_ENCRYPTION=off): turn it on and give it that key"
                 )
         return list(payloads)

@@ -29,6 +29,7 @@ from rich.table import Table
 from app.temporal import temporal_cli
 from bench.measure import PhaseReport
 from ledger.audit import AuditReport
+from ledger.shown import redact_url
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 #: Columns of the phase table: terminal heading, page heading, JSON key, format.
@@ -150,15 +151,15 @@ def machine() -> dict[str, Any]:
 
 
 def command_line(argv: Sequence[str]) -> str:
-    """The benchmark's command as the report shows it, a ledger URL's credentials left out."""
-    shown, hide_next = ["python", "-m", "bench"], False
+    """The benchmark's command as the report shows it, a ledger URL's secrets redacted."""
+    shown, url_next = ["python", "-m", "bench"], False
     for arg in argv:
-        if hide_next or arg.startswith("--ledger-url="):
-            prefix = "" if hide_next else "--ledger-url="
-            url = arg.removeprefix("--ledger-url=")
-            arg, hide_next = f"{prefix}{url.split(':', 1)[0]}://...", False
+        if url_next:
+            arg, url_next = redact_url(arg), False
+        elif arg.startswith("--ledger-url="):
+            arg = "--ledger-url=" + redact_url(arg.removeprefix("--ledger-url="))
         elif arg == "--ledger-url":
-            hide_next = True
+            url_next = True
         shown.append(arg)
     return shlex.join(shown)
 

@@ -13,6 +13,7 @@ from ledger.errors import (
     InvalidOwner,
     LedgerError,
 )
+from ledger.shown import quoted
 
 #: Account numbers: a letter or digit, then letters, digits, '-', '_' or '.'.
 #: Strict on purpose: an account number ends up in keys, logs and the Web UI.
@@ -114,9 +115,11 @@ class OperatorRecord:
 def validate_account_id(account_id: object) -> str:
     """Return the account number if it is well formed, else raise InvalidAccountId."""
     if not isinstance(account_id, str) or not ACCOUNT_ID_PATTERN.fullmatch(account_id):
-        shown = account_id[:80] if isinstance(account_id, str) else type(account_id).__name__
+        shown = (
+            quoted(account_id) if isinstance(account_id, str) else repr(type(account_id).__name__)
+        )
         raise InvalidAccountId(
-            f"Invalid account number {shown!r}: use 1-64 letters, digits, '-', '_' or '.'"
+            f"Invalid account number {shown}: use 1-64 letters, digits, '-', '_' or '.'"
         )
     return account_id
 

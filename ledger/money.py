@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from ledger.errors import InvalidAmount
+from ledger.shown import clipped, quoted
 
 MINOR_UNITS = 100
 PLACES = Decimal("0.01")
@@ -45,25 +46,27 @@ def parse_amount(value: object, *, allow_zero: bool = False) -> Decimal:
     elif isinstance(value, str):
         text = value.strip()
         if not text or len(text) > _MAX_TEXT:
-            raise InvalidAmount(f"Amount is not a number: {value[:_MAX_TEXT]!r}")
+            raise InvalidAmount(f"Amount is not a number: {quoted(value)}")
         try:
             amount = Decimal(text)
         except InvalidOperation:
-            raise InvalidAmount(f"Amount is not a number: {value!r}") from None
+            raise InvalidAmount(f"Amount is not a number: {quoted(value)}") from None
     else:
         raise InvalidAmount(f"Amount must be a decimal string, not {type(value).__name__}")
 
     if not amount.is_finite():
-        raise InvalidAmount(f"Amount must be finite, got {value!r}")
+        raise InvalidAmount(f"Amount must be finite, got {clipped(repr(value))}")
     if amount < 0 or (amount == 0 and not allow_zero):
-        raise InvalidAmount(f"Amount must be greater than zero, got {amount}")
+        raise InvalidAmount(f"Amount must be greater than zero, got {clipped(str(amount))}")
     # The bound first: quantizing a huge amount to cents overflows the
     # decimal context (found by the property tests).
     if amount > MAX_AMOUNT:
-        raise InvalidAmount(f"Amount exceeds the maximum of {MAX_AMOUNT:,.2f}: {amount}")
+        raise InvalidAmount(
+            f"Amount exceeds the maximum of {MAX_AMOUNT:,.2f}: {clipped(str(amount))}"
+        )
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(PLACES):
-        raise InvalidAmount(f"Amount has more than two decimal places: {amount}")
+        raise InvalidAmount(f"Amount has more than two decimal places: {clipped(str(amount))}")
     return amount.quantize(PLACES)
 
 

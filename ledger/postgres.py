@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ledger.errors import LedgerSchemaMismatch, LedgerUnavailable
 from ledger.models import CLEARING_OWNER, validate_owner
+from ledger.shown import quoted, redact_url
 from ledger.sql import Connection, SqlLedgerStore
 
 #: Bumped whenever the schema changes; stored in the ledger_schema table.
@@ -141,9 +142,12 @@ class PostgresLedgerStore(SqlLedgerStore):
         self._clearing_owner = validate_owner(clearing_owner)
         conninfo, schema = split_schema(url)
         if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
-            raise ValueError(f"Invalid schema name {schema!r}: use lowercase letters, digits, _")
+            raise ValueError(
+                f"Invalid schema name {quoted(schema)}: use lowercase letters, digits, _"
+            )
         self.schema = schema
-        self._display = urlsplit(conninfo)._replace(netloc=urlsplit(conninfo).hostname or "")
+        #: What messages and the repr show: never a password, wherever the URL carries it.
+        self._display = redact_url(conninfo)
         kwargs = {"options": f"-c search_path={schema}"} if schema else {}
         if schema:
             try:
@@ -169,8 +173,8 @@ class PostgresLedgerStore(SqlLedgerStore):
             raise LedgerUnavailable(f"Cannot prepare the ledger at {self}: {err}") from err
 
     def __repr__(self) -> str:
-        where = urlunsplit(self._display)
-        return f"PostgresLedgerStore({where!r}{f', schema={self.schema!r}' if self.schema else ''})"
+        schema = f", schema={self.schema!r}" if self.schema else ""
+        return f"PostgresLedgerStore({self._display!r}{schema})"
 
     def _migrate(self) -> None:
         with self._pool.connection(timeout=10) as conn, conn.transaction():

@@ -9,6 +9,7 @@ from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from ledger.models import CLEARING_OWNER, Account, OperatorActionKind, OperatorRecord, Receipt
+from ledger.shown import quoted, redact_url
 
 
 class LedgerStore(Protocol):
@@ -122,7 +123,7 @@ def open_store(
         # sqlite:///rel.db -> "/rel.db" (relative), sqlite:////abs.db -> "//abs.db"
         path = path[1:] if path.startswith("/") else path
         if not path:
-            raise ValueError(f"LEDGER_URL has no file path: {url!r}")
+            raise ValueError(f"LEDGER_URL has no file path: {redact_url(url)!r}")
         return SqliteLedgerStore(Path(path), clearing_owner=clearing_owner)
     if parsed.scheme in ("postgresql", "postgres"):
         from ledger.postgres import PostgresLedgerStore
@@ -131,6 +132,6 @@ def open_store(
     if parsed.scheme == "" and url:
         return SqliteLedgerStore(Path(url), clearing_owner=clearing_owner)
     raise ValueError(
-        f"Unsupported LEDGER_URL scheme {parsed.scheme!r}: "
+        f"Unsupported LEDGER_URL scheme {quoted(parsed.scheme)}: "
         "use sqlite:///path.db or postgresql://host/db"
     )

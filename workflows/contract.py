@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from activities.ledger_activities import AccountId, Amount, Note, Operator
 from ledger import EXTERNAL_ACCOUNT, Receipt, SameAccount
+from ledger.shown import quoted
 from workflows import banks
 
 #: The workflow type names clients start (also the names in recorded histories).
@@ -30,10 +31,31 @@ MAX_DEADLINE_SECONDS = 7 * 24 * 3600
 BankName = Annotated[str, BeforeValidator(banks.validate_bank_name)]
 
 
-class TransferRequest(BaseModel):
-    """What a client asks for. The amount may be a decimal string ("150.00")."""
+class _HandWritten(BaseModel):
+    """A model clients may write by hand (``temporal workflow start --input``): strict.
+
+    An unknown field is refused naming a bounded prefix of it: pydantic's own
+    error would quote the whole name, however long.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [name for name in data if name not in cls.model_fields]
+            if unknown:
+                more = f" and {len(unknown) - 1:,} more" if len(unknown) > 1 else ""
+                raise ValueError(
+                    f"Unknown field {quoted(str(unknown[0]))}{more}; "
+                    f"the fields are {', '.join(cls.model_fields)}"
+                )
+        return data
+
+
+class TransferRequest(_HandWritten):
+    """What a client asks for. The amount may be a decimal string ("150.00")."""
 
     source_account: AccountId
     destination_account: AccountId
@@ -125,10 +147,8 @@ class StepState(BaseModel):
     attempts: int = 0
 
 
-class RetryRequest(BaseModel):
+class RetryRequest(_HandWritten):
     """The `retry` update: run the pending compensations again."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     note: Note | None = None
     #: Who acts; recorded in each bank's operator log (optional only so that
@@ -136,15 +156,13 @@ class RetryRequest(BaseModel):
     operator: Operator | None = None
 
 
-class ResolveRequest(BaseModel):
+class ResolveRequest(_HandWritten):
     """The `resolve` update: an operator settled the transfer by hand.
 
     What the transfer left in clearing moves to `settle_to` (EXTERNAL when
     the money left the ledger by hand, such as a cheque) under the key
     ``<transfer id>/settle_manually``, with the note as its memo.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     note: Note
     settle_to: AccountId = EXTERNAL_ACCOUNT

@@ -169,13 +169,20 @@ def test_the_generator_refuses_a_page_without_markers(tmp_path: Path) -> None:
         (["--rounds", "1"], "python -m bench --rounds 1"),
         (
             ["--ledger-url", "postgresql://bench:secret@db/test", "--rounds", "1"],
-            "python -m bench --ledger-url postgresql://... --rounds 1",
+            "python -m bench --ledger-url 'postgresql://***@db/test' --rounds 1",
         ),
-        (["--ledger-url=postgresql://u:p@db/t"], "python -m bench --ledger-url=postgresql://..."),
+        (
+            ["--ledger-url=postgresql://u:p@db/t"],
+            "python -m bench '--ledger-url=postgresql://***@db/t'",
+        ),
+        (
+            ["--ledger-url", "postgresql://db/t?password=pw&schema=s"],
+            "python -m bench --ledger-url 'postgresql://db/t?password=***&schema=s'",
+        ),
     ],
 )
 def test_the_recorded_command_never_shows_a_ledger_urls_credentials(
     argv: list[str], shown: str
 ) -> None:
-    """The command kept in the report names the ledger's kind, never its user or password."""
+    """The command kept in the report shows the ledger's URL, never its user or any password."""
     assert shown == report.command_line(argv)

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from google.protobuf.json_format import MessageToDict, ParseDict
 from temporalio.api.common.v1 import Payload, Payloads
 
+from app.codec_log import CodecAccessLogger
 from app.codec_server import SESSION_COOKIE, codec_app, origin_of, serving_codec
 from app.config import Settings
 from app.encryption import EncryptionCodec
@@ -52,7 +53,7 @@ async def client_for(**options: Any) -> Client:
         "max_payloads": 10,
     }
     app = codec_app(EncryptionCodec(TEST_RING), **(settings | options))
-    client = TestClient(TestServer(app))
+    client = TestClient(TestServer(app, access_log_class=CodecAccessLogger))
     await client.start_server()
     return client
 
@@ -139,6 +140,13 @@ def test_an_empty_token_is_refused_at_startup() -> None:
     """An empty token would let an empty Bearer in: the app refuses to be built with one."""
     with pytest.raises(ValueError, match="empty"):
         codec_app(EncryptionCodec(TEST_RING), tokens={"x": " "}, allowed_origins=[])
+
+
+@pytest.mark.parametrize("token", ["a" * 16, "abababababababababab", "0123456"])
+def test_a_token_of_few_distinct_characters_is_refused_at_startup(token: str) -> None:
+    """`aaaaaaaaaaaaaaaa` is long but guessable: fewer than 8 distinct characters is refused."""
+    with pytest.raises(ValueError, match="distinct characters"):
+        codec_app(EncryptionCodec(TEST_RING), tokens={"x": token}, allowed_origins=[])
 
 
 async def test_login_page_is_a_form_asking_for_the_token(codec: Client) -> None:
@@ -233,7 +241,7 @@ async def test_tokens_never_reach_the_log(codec: Client, caplog: pytest.LogCaptu
 async def test_a_refused_request_cannot_forge_log_lines(
     codec: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A foreign origin's path is logged as sent, quoted: no newline reaches the log."""
+    """A foreign origin's path is logged quoted (its repr): no newline reaches the log."""
     with caplog.at_level(logging.DEBUG):
         response = await codec.post(
             "/x%0a2026-01-01 INFO app.codec_server: decode 500 payloads for bearer token 'ci'",
@@ -243,7 +251,7 @@ async def test_a_refused_request_cannot_forge_log_lines(
     refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert 1 == len(refused)
     assert "\n" not in refused[0]
-    assert "/x%0A2026-01-01" in refused[0]
+    assert "/x\\n2026-01-01" in refused[0]
 
 
 async def test_preflight_from_the_ui_origin_allows_credentials(codec: Client) -> None:
@@ -479,12 +487,13 @@ async def test_codec_server_command_serves_until_sigint(tmp_path: Path) -> None:
         ({"TRANSFER_ENCRYPTION": "off"}, "TRANSFER_ENCRYPTION=off"),
         ({}, "--new-token"),  # no token configured, and not asked to make one
         ({"TRANSFER_CODEC_TOKEN": "letmein"}, "7 characters; use a random one of at least 16"),
+        ({"TRANSFER_CODEC_TOKEN": "a" * 16}, "1 distinct characters"),
     ],
 )
 async def test_codec_server_command_refuses_without_keys_or_token(
     tmp_path: Path, env: dict[str, str], says: str
 ) -> None:
-    """Encryption off, or no token: exit 2 with one line saying what to do."""
+    """Encryption off, or no token or a weak one: exit 2 with one line saying what to do."""
     process = await run_starter("codec-server", "--port", "0", data_dir=tmp_path, **env)
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert 2 == process.returncode
@@ -505,3 +514,137 @@ async def test_codec_server_command_says_when_its_port_is_taken(tmp_path: Path) 
     assert 3 == process.returncode
     assert f"Cannot listen on 127.0.0.1:{port}" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+PUBLIC_URL = "https://codec.example.com"
+
+
+async def test_behind_a_tls_proxy_sign_in_at_the_public_url_gets_a_secure_cookie() -> None:
+    """public_url https://...: POST /login from that origin (HTTP behind the proxy) signs in."""
+    client = await client_for(public_url=PUBLIC_URL)
+    try:
+        response = await client.post(
+            "/login", data={"token": TOKEN}, headers={"Origin": PUBLIC_URL}
+        )
+        assert 200 == response.status
+        assert response.cookies[SESSION_COOKIE]["secure"]
+        assert PUBLIC_URL in await response.text()  # the endpoint to enter in the Web UI
+    finally:
+        await client.close()
+
+
+async def test_an_http_public_url_on_another_port_leaves_the_endpoint_shown_as_served() -> None:
+    """Served with --port elsewhere than an http TRANSFER_CODEC_URL: the page names where it is."""
+    client = await client_for(public_url="http://localhost:8234")
+    try:
+        response = await sign_in(client)
+        assert f"http://{client.host}:{client.port}" in await response.text()
+        assert not response.cookies[SESSION_COOKIE]["secure"]
+    finally:
+        await client.close()
+
+
+async def test_without_a_public_url_the_cookie_is_not_secure(codec: Client) -> None:
+    """Plain HTTP and no https public URL: the cookie is not Secure (it would be dropped)."""
+    response = await sign_in(codec)
+    assert not response.cookies[SESSION_COOKIE]["secure"]
+
+
+def test_an_https_codec_url_is_a_proxys_so_the_server_listens_on_8234() -> None:
+    """TRANSFER_CODEC_URL=https://...: listen on 8234 by default; sign in at the public URL."""
+    from app.codec_server import codec_port, sign_in_url
+
+    settings = Settings(ledger_url="", task_queue="", ui_url=UI_ORIGIN, codec_url=PUBLIC_URL)
+    assert 8234 == codec_port(settings)
+    assert f"{PUBLIC_URL}/login" == sign_in_url(settings, "http://127.0.0.1:8234")
+
+
+async def test_the_access_log_has_no_query_string_and_quotes_header_values(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A token in the query never reaches the access log; a quote in User-Agent forges no field."""
+    settings = Settings(ledger_url="", task_queue="", ui_url=UI_ORIGIN, codec_url="http://x:1")
+    forged = 'curl" 200 "admin'
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        async with (
+            serving_codec(settings, TEST_RING, TOKEN, port=0) as url,
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{url}/decode?token={TOKEN}",
+                json=body(PLAIN),
+                headers={"User-Agent": forged, "Referer": f"{UI_ORIGIN}/x?token={TOKEN}"},
+            ) as response,
+        ):
+            assert 401 == response.status
+    [line] = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert TOKEN not in line
+    assert "POST '/decode' 401" in line
+    assert f"user-agent={forged!r}" in line
+    assert f"referer={UI_ORIGIN + '/x'!r}" in line
+
+
+async def test_a_refused_origins_warning_leaves_out_the_query(
+    codec: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 403 warning for a foreign origin logs the path without `?token=...`."""
+    with caplog.at_level(logging.DEBUG):
+        response = await codec.post(
+            f"/decode?token={TOKEN}", json=body(PLAIN), headers={"Origin": "http://evil.example"}
+        )
+    assert 403 == response.status
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "app.codec_server"]
+    assert "refused POST '/decode' from origin 'http://evil.example'" == warning
+
+
+async def test_a_5000_digit_number_in_the_body_gets_400_not_500(
+    codec: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Python's integer-digit limit raises ValueError, not JSONDecodeError: still a 400."""
+    data = b'{"payloads": [], "x": ' + b"9" * 5000 + b"}"
+    with caplog.at_level(logging.DEBUG):
+        response = await codec.post(
+            "/decode", data=data, headers=bearer() | {"Content-Type": "application/json"}
+        )
+    assert 400 == response.status
+    assert "not JSON" in (await response.json())["error"]
+    assert "Traceback" not in caplog.text
+
+
+async def test_a_long_key_id_is_cut_short_in_the_422_and_the_log(
+    codec: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 700-character key id (within the metadata bound) is echoed as a prefix only."""
+    sealed = await encrypted(codec)
+    sealed.metadata["encryption-key-id"] = b"k" * 700
+    with caplog.at_level(logging.DEBUG):
+        response = await codec.post("/decode", json=body(sealed), headers=bearer())
+    assert 422 == response.status
+    error = (await response.json())["error"]
+    assert "(700 characters)" in error
+    assert "k" * 41 not in error
+    assert "k" * 41 not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("metadata", "says"),
+    [
+        ({f"k{n}": "" for n in range(200_000)}, "200,000 metadata entries; at most 16"),
+        (
+            {"encryption-key-id": "a" * 1_000_000},
+            "metadata 'encryption-key-id' is 1,000,000 characters of base64; at most 1024",
+        ),
+        ({"n" * 1000: ""}, "a metadata name of 1,000 characters; at most 64"),
+    ],
+    ids=["many-entries", "megabyte-key-id", "long-name"],
+)
+async def test_payload_metadata_is_bounded(metadata: dict[str, str], says: str) -> None:
+    """Too many metadata entries, or a huge one: 413 saying so, before anything parses them."""
+    client = await client_for(max_body_bytes=4 * 1024 * 1024)
+    try:
+        data = {"payloads": [{"metadata": metadata, "data": ""}]}
+        response = await client.post("/decode", json=data, headers=bearer())
+        assert 413 == response.status
+        error = (await response.json())["error"]
+        assert f"payload 0: {says}" == error
+    finally:
+        await client.close()
