@@ -69,7 +69,8 @@ class Settings:
             `default_data_dir`; kept owner-only, see `app.private_files`).
     """
 
-    ledger_url: str
+    #: Kept out of repr: it may carry a password (shown redacted by the stores).
+    ledger_url: str = field(repr=False)
     task_queue: str
     ui_url: str
     data_dir: Path = DATA_DIR
@@ -78,7 +79,7 @@ class Settings:
     banks: tuple[str, ...] = ()
     #: Each bank's ledger: ``LEDGER_URL_<BANK>``, else ``LEDGER_URL`` with
     #: ``{bank}`` in it, else ``sqlite:///<data dir>/ledger-<bank>.db``.
-    bank_ledger_urls: Mapping[str, str] = field(default_factory=dict)
+    bank_ledger_urls: Mapping[str, str] = field(default_factory=dict, repr=False)
     #: ``TRANSFER_ENCRYPTION``: ``on`` (default) encrypts every payload sent
     #: to Temporal; ``off`` sends them in plain text.
     encryption: bool = True

@@ -52,3 +52,18 @@ def test_the_bench_report_redacts_the_ledger_url_it_records() -> None:
     shown = report.command_line(["--ledger-url", f"postgresql://db/t?password={SECRET}"])
     assert SECRET not in shown
     assert "postgresql://db/t?password=***" in shown
+
+
+def test_the_settings_repr_leaves_ledger_urls_out() -> None:
+    """A logged or printed Settings never carries a ledger URL's password."""
+    from app.config import Settings
+
+    settings = Settings.from_env(
+        {
+            "LEDGER_URL": "postgresql://u:hunter2@db/x?password=hunter3",
+            "TRANSFER_BANKS": "north",
+            "LEDGER_URL_NORTH": "postgresql://db/n?sslpassword=hunter4",
+        }
+    )
+    shown = repr(settings)
+    assert not any(secret in shown for secret in ("hunter2", "hunter3", "hunter4"))
