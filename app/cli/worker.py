@@ -6,9 +6,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
-
-from temporalio.runtime import Runtime
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from app.cli.commands import CommandParser, UsageError, add_version, typed
 from app.cli.output import (
@@ -22,11 +20,13 @@ from app.cli.output import (
     warn,
 )
 from app.config import ConfigError, Settings
-from app.encryption import KeyRing
 from app.private_files import owner_only_umask
-from app.temporal import metrics_runtime, missing_search_attributes, server_client
-from app.worker import running_bank_workers, running_worker, wait_for_stop_signal
 from workflows.banks import bank_task_queue
+
+if TYPE_CHECKING:  # imported when the worker starts: `--help` and `--version` need no Temporal
+    from temporalio.runtime import Runtime
+
+    from app.keys import KeyRing
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,8 @@ def _worker_main(argv: Sequence[str] | None, prog: str) -> int:
         warn(closed)
     runtime, address = None, None
     if args.metrics_port:
+        from app.temporal import metrics_runtime
+
         runtime = metrics_runtime(args.metrics_host, args.metrics_port)
         address = f"{args.metrics_host}:{args.metrics_port}"
     return guard(
@@ -137,6 +139,9 @@ async def _run_worker(
     bank: str | None = None,
     workflows_only: bool = False,
 ) -> int:
+    from app.temporal import missing_search_attributes, server_client
+    from app.worker import running_bank_workers, running_worker, wait_for_stop_signal
+
     if not settings.multi_bank and (bank or workflows_only):
         raise CommandError(
             "--bank and --workflows split the work between banks: set TRANSFER_BANKS "
