@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import os
 import socket
@@ -134,6 +133,8 @@ async def _operate(settings: Settings, args: Retry, request: RetryRequest | Reso
     update's events in Temporal's history name the same person as the
     ledger's operator log.
     """
+    import asyncio
+
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.exceptions import ApplicationError
     from temporalio.service import RPCError, RPCStatusCode

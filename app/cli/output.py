@@ -13,7 +13,6 @@ they never mix with it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -98,6 +97,8 @@ def warn(text: str) -> None:
 
 def guard(command: Callable[[], Coroutine[Any, Any, int]], out: Output) -> int:
     """Run a command; turn expected failures into one error and an exit code."""
+    import asyncio  # here, not at the top: `--help` never runs a command
+
     try:
         return asyncio.run(command())
     except KeyboardInterrupt:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -151,6 +150,8 @@ async def wait_saying_when_parked(handle: Any, every: float = 2.0) -> TransferOu
     A parked transfer waits for `retry` or `resolve`, which may be days away:
     a caller left waiting in silence cannot tell that from a hang.
     """
+    import asyncio
+
     from temporalio.client import WorkflowQueryFailedError
     from temporalio.service import RPCError
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import signal
@@ -171,6 +170,8 @@ async def _run_worker(
     bank: str | None = None,
     workflows_only: bool = False,
 ) -> int:
+    import asyncio
+
     from app.worker import StopSignals
 
     signals = StopSignals()
