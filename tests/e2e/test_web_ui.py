@@ -227,6 +227,9 @@ async def test_web_ui_finds_a_transfer_by_status_and_shows_its_summary_and_steps
     await expect(summary).to_contain_text(SUMMARY, timeout=SHOWN_WITHIN)
     await expect(details).to_contain_text("Status: compensated", timeout=SHOWN_WITHIN)
     await expect(details).to_contain_text("reverse_credit", timeout=SHOWN_WITHIN)
+    # One line per step, its parts apart (a markdown table's cells ran together).
+    await expect(details).to_contain_text("credit: failed, AccountNotFound: Account not found")
+    await expect(details).to_contain_text("reverse_debit: completed, 20.00 CLEARING → ACC-003")
     (ARTIFACTS / "web-ui-user-metadata.txt").write_text(await read_frames(page))
     await page.screenshot(path=ARTIFACTS / "web-ui-user-metadata.png", full_page=True)
     await context.close()
