@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from app.encryption import (
+from app.keys import (
     InvalidKeyRing,
     KeyRing,
     generate_ring,

@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from app import render
 from app.config import BANK_CLEARING_OWNER, Settings
-from app.temporal import server_client
+from app.temporal import configured_server_answers, server_client
 from app.transfers import TransferOutcome, describe_request, start_transfer, wait_outcome
 from app.worker import running_bank_workers, running_worker
 from ledger import LedgerStore, open_store
@@ -70,6 +70,7 @@ async def run_demo(settings: Settings) -> int:
     task_queue = f"{settings.task_queue}-demo-{run}"
     expected = ["completed", "compensated", "compensated"]
     outcomes: list[TransferOutcome] = []
+    embedded = not await configured_server_answers()
     async with server_client(settings, dev=True) as client:
         async with running_worker(client, store, task_queue=task_queue):
             for number, (title, source, destination, amount) in enumerate(SCENARIOS, start=1):
@@ -87,7 +88,23 @@ async def run_demo(settings: Settings) -> int:
     ok = [o.status for o in outcomes] == expected
     print(f"\n{RULE}")
     print("Demo finished: every scenario ended as expected." if ok else "Demo: UNEXPECTED outcome.")
+    print(_where_the_links_work(settings, embedded=embedded))
     return 0 if ok else 1
+
+
+def _where_the_links_work(settings: Settings, *, embedded: bool) -> str:
+    """The Web UI links above outlive the demo only with a server holding its history."""
+    if not embedded:
+        return (
+            f"The Web UI links above show the transfers at {settings.ui_url} "
+            "while the Temporal server the demo used runs."
+        )
+    return (
+        "The demo's Temporal dev server has stopped, so the Web UI links above answer only "
+        f"while a server with its state ({settings.data_dir / 'temporal.db'}) runs: "
+        "`make worker` (python worker.py --dev) serves it, with the Web UI at "
+        f"{settings.ui_url}."
+    )
 
 
 async def _cross_bank(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from app.fleet import Stats, TransferRow
-from app.transfers import TransferOutcome
 from ledger import Account, AccountKind, Receipt
-from ledger.audit import AuditReport, BanksAuditReport
-from workflows.contract import StepState, TransferState
+
+if TYPE_CHECKING:  # annotations only: `accounts list` renders without loading Temporal
+    from app.fleet import Stats, TransferRow
+    from app.transfers import TransferOutcome
+    from ledger.audit import AuditReport, BanksAuditReport
+    from workflows.contract import StepState, TransferState
 
 
 def balance_table(accounts: list[Account], bank: str | None = None) -> str:

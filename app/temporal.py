@@ -21,9 +21,9 @@ from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
 
 from app.config import DEFAULT_ADDRESS, DEFAULT_UI_PORT, Settings
+from app.dev_server import LOG_FILE_NAME, DevServerFailed, dev_server_args, running_dev_server
 from app.encryption import encrypted_converter
 from app.private_files import PRIVATE_DIR_MODE
 from workflows.visibility import SEARCH_ATTRIBUTES
@@ -136,22 +136,30 @@ async def port_answers(host: str, port: int, *, within: float = 1.0) -> bool:
     return True
 
 
+async def configured_server_answers() -> bool:
+    """Whether something answers at the configured Temporal address (TEMPORAL_ADDRESS)."""
+    host, _, port_text = str(connect_config()["target_host"]).rpartition(":")
+    return await port_answers(host or "localhost", int(port_text or 7233))
+
+
 @asynccontextmanager
 async def server_client(
     settings: Settings, *, dev: bool, runtime: Runtime | None = None
 ) -> AsyncIterator[Client]:
     """A client for the configured server; with `dev`, start the embedded one if none answers.
 
-    The embedded dev server keeps its state in ``<data dir>/temporal.db`` and
-    serves the Web UI on port 8233, pointed at the codec server
-    (TRANSFER_CODEC_URL) when payloads are encrypted; it stops when the block
-    exits. With `dev` a missing local encryption key is created.
+    The embedded dev server (`app.dev_server`) keeps its state in
+    ``<data dir>/temporal.db``, writes its log to
+    ``<data dir>/temporal-server.log`` and serves the Web UI on port 8233,
+    pointed at the codec server (TRANSFER_CODEC_URL) when payloads are
+    encrypted; it stops when the block exits. With `dev` a missing local
+    encryption key is created.
     """
     config = connect_config()
-    host, _, port_text = str(config["target_host"]).rpartition(":")
-    converter = data_converter(settings, create_key=dev)
-    if not dev or await port_answers(host or "localhost", int(port_text or 7233)):
-        yield await (connect(settings, runtime=runtime) if runtime else connect(settings))
+    port = int(str(config["target_host"]).rpartition(":")[2] or 7233)
+    options: dict[str, Any] = {"runtime": runtime} if runtime else {}
+    if not dev or await configured_server_answers():
+        yield await connect(settings, create_key=dev, **options)
         return
     if config["target_host"] != DEFAULT_ADDRESS:
         raise ServerUnavailable(
@@ -159,24 +167,28 @@ async def server_client(
             f"starts on {DEFAULT_ADDRESS}."
         )
     settings.data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    print(f"Starting the embedded Temporal dev server (Web UI {settings.ui_url}) ...", flush=True)
+    log = settings.data_dir / LOG_FILE_NAME
+    print(
+        f"Starting the embedded Temporal dev server (Web UI {settings.ui_url}; its log: {log}) ...",
+        flush=True,
+    )
     ui_codec = ["--ui-codec-endpoint", settings.codec_url] if settings.encryption else []
-    env = await WorkflowEnvironment.start_local(
-        namespace=config.get("namespace", "default"),
-        data_converter=converter,
-        port=7233,
-        ui=True,
+    args = dev_server_args(
+        temporal_cli(),
+        settings.data_dir,
+        port=port,
         ui_port=DEFAULT_UI_PORT,
-        dev_server_existing_path=temporal_cli(),
-        dev_server_database_filename=str(settings.data_dir / "temporal.db"),
-        search_attributes=SEARCH_ATTRIBUTES,
-        runtime=runtime,
-        dev_server_extra_args=[*DEV_SERVER_TUNING, *ui_codec],
+        namespace=config.get("namespace", "default"),
+        search_attributes={
+            key.name: key.indexed_value_type.name.title() for key in SEARCH_ATTRIBUTES
+        },
+        extra=[*DEV_SERVER_TUNING, *ui_codec],
     )
     try:
-        yield env.client
-    finally:
-        await env.shutdown()
+        async with running_dev_server(args, log=log, port=port):
+            yield await connect(settings, create_key=dev, **options)
+    except DevServerFailed as err:
+        raise ServerUnavailable(str(err)) from err
 
 
 async def register_search_attributes(client: Client) -> tuple[list[str], list[str]]:

@@ -176,3 +176,43 @@ async def wait_for_stop_signal() -> signal.Signals:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+class StopSignals:
+    """SIGINT and SIGTERM, from the moment it is created, as a request to stop.
+
+    A signal that arrives while the process is still starting (a dev server
+    to launch, a worker to build) cancels the task that created it, so the
+    start-up unwinds and cleans up instead of the process dying on SIGTERM
+    (exit 143) and leaving its children behind; `received` then says which
+    signal it was. Once the process runs, `wait` returns the signal instead.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._waiter: asyncio.Future[signal.Signals] | None = None
+        self.received: signal.Signals | None = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.received is not None:
+            return
+        self.received = sig
+        if self._waiter is not None:
+            self._waiter.set_result(sig)
+        elif self._task is not None:
+            self._task.cancel()
+
+    async def wait(self) -> signal.Signals:
+        """The signal that asks us to stop, once it arrives."""
+        if self.received is not None:
+            return self.received
+        self._waiter = self._loop.create_future()
+        return await self._waiter
+
+    def close(self) -> None:
+        """Give SIGINT and SIGTERM their default meaning back."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._loop.remove_signal_handler(sig)

@@ -9,7 +9,6 @@ only in ways that old histories and old clients still validate against.
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -18,14 +17,15 @@ from activities.ledger_activities import AccountId, Amount, Note, Operator
 from ledger import EXTERNAL_ACCOUNT, Receipt, SameAccount
 from ledger.shown import quoted
 from workflows import banks
+from workflows.status import DEFAULT_DEADLINE_SECONDS as DEFAULT_DEADLINE_SECONDS
+from workflows.status import FINAL_STATUSES as FINAL_STATUSES
+from workflows.status import MAX_DEADLINE_SECONDS as MAX_DEADLINE_SECONDS
+from workflows.status import StepStatus as StepStatus
+from workflows.status import TransferStatus as TransferStatus
 
 #: The workflow type names clients start (also the names in recorded histories).
 WORKFLOW_NAME = "TransferWorkflow"
 LOW_LATENCY_WORKFLOW_NAME = "LowLatencyTransferWorkflow"
-
-#: How long a transfer may take, by default, before it gives up and compensates.
-DEFAULT_DEADLINE_SECONDS = 300
-MAX_DEADLINE_SECONDS = 7 * 24 * 3600
 
 
 BankName = Annotated[str, BeforeValidator(banks.validate_bank_name)]
@@ -92,41 +92,6 @@ class TransferRequest(_HandWritten):
     def cross_bank(self) -> bool:
         """Whether the money leaves one bank for another."""
         return self.routed and self.source_bank != self.destination_bank
-
-
-class TransferStatus(StrEnum):
-    """Where a transfer stands."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    COMPENSATING = "compensating"
-    COMPENSATED = "compensated"
-    CANCELLED = "cancelled"  # cancelled by a client, compensations done
-    NEEDS_ATTENTION = "needs_attention"  # a compensation failed for good: waits for an operator
-    RESOLVED = "resolved"  # an operator settled it by hand
-
-
-#: The statuses a transfer never leaves.
-FINAL_STATUSES = frozenset(
-    {
-        TransferStatus.COMPLETED,
-        TransferStatus.COMPENSATED,
-        TransferStatus.CANCELLED,
-        TransferStatus.RESOLVED,
-    }
-)
-
-
-class StepStatus(StrEnum):
-    """Where one step stands."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    COMPENSATED = "compensated"  # a forward step that applied and was reversed
-    SKIPPED = "skipped"  # a forward step that never ran: an earlier one failed
 
 
 class StepError(BaseModel):

@@ -220,6 +220,7 @@ class OperatorDesk:
             )
         )
         workflow.logger.info("Operator %s by %s: %s", action.action, action.operator, outcome)
+        self._steps.refresh_details()  # the Web UI's details list who acted, and how it went
 
     async def _record(self, action: PendingAction) -> str | None:
         """Record the action in the operator log of each bank it touches; why not, if not.

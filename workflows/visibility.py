@@ -8,6 +8,7 @@ amount. They are registered on the server by the embedded dev server and by
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from temporalio.common import (
 )
 
 if TYPE_CHECKING:
-    from workflows.contract import StepState, TransferRequest, TransferState
+    from workflows.contract import OperatorAction, StepState, TransferRequest, TransferState
 
 TRANSFER_STATUS = SearchAttributeKey.for_keyword("TransferStatus")
 SOURCE_ACCOUNT = SearchAttributeKey.for_keyword("SourceAccount")
@@ -75,10 +76,16 @@ def step_summary(step: str, account_id: str, amount: Decimal) -> str:
 
 
 def current_details(state: TransferState) -> str:
-    """Markdown for the Web UI's current details: status, reason, and a table of the steps."""
+    """Markdown for the Web UI's current details: status, reason, steps, operator actions.
+
+    Steps and actions are lists, not tables: the UI renders the markdown
+    without any table styling, so a table's cells ran together
+    (``settle_manuallycompleted1``). Text that came from outside (error
+    messages, operators' names and notes) is escaped, so it shows as written.
+    """
     lines = [f"**Status:** {state.status}", ""]
     if state.error is not None:
-        lines += [f"**Reason:** {state.error.message} (`{state.error.type}`)", ""]
+        lines += [f"**Reason:** {_escaped(state.error.message)} (`{state.error.type}`)", ""]
     if state.pending_compensations:
         lines += [
             "**Waiting for an operator:** pending "
@@ -86,12 +93,16 @@ def current_details(state: TransferState) -> str:
             + " (`starter.py retry` or `starter.py resolve`)",
             "",
         ]
-    lines += ["| Step | Status | Attempts | Detail |", "|---|---|---|---|"]
-    lines += [_step_row(step) for step in state.steps]
+    lines += ["**Steps:**", ""]
+    lines += [_step_item(step) for step in state.steps]
+    if state.operator_actions:
+        lines += ["", "**Operator actions:**", ""]
+        lines += [_action_item(action) for action in state.operator_actions]
     return "\n".join(lines)
 
 
-def _step_row(step: StepState) -> str:
+def _step_item(step: StepState) -> str:
+    """`- **debit**: completed, 150.00 ACC-001 → CLEARING (attempt 2)`."""
     if step.result is not None:
         receipt = step.result
         if receipt.kind == "void":
@@ -99,7 +110,25 @@ def _step_row(step: StepState) -> str:
         else:
             detail = f"{receipt.amount:.2f} {receipt.from_account} → {receipt.to_account}"
     elif step.error is not None:
-        detail = f"{step.error.type}: {step.error.message}"
+        detail = _escaped(f"{step.error.type}: {step.error.message}")
     else:
         detail = ""
-    return f"| {step.name} | {step.status} | {step.attempts or ''} | {detail.replace('|', '/')} |"
+    attempts = f" (attempt {step.attempts})" if step.attempts > 1 else ""
+    return f"- **{step.name}**: {step.status}{f', {detail}' if detail else ''}{attempts}"
+
+
+def _action_item(action: OperatorAction) -> str:
+    """`- **resolve** by alice@ops: “paid by cheque” → settled by hand`."""
+    who = f" by {_escaped(action.operator)}" if action.operator else ""
+    note = f": “{_escaped(action.note)}”" if action.note else ""
+    return f"- **{action.action}**{who}{note} → {_escaped(action.outcome)}"
+
+
+#: The characters that mean something inside a line of markdown; escaped with a
+#: backslash they show as themselves (free text never starts a line here).
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>|~])")
+
+
+def _escaped(text: str) -> str:
+    """`text` as literal markdown, on one line."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(text.split()))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, fields
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from app.config import Settings
@@ -46,15 +45,34 @@ class CommandParser(argparse.ArgumentParser):
 
 def version_text() -> str:
     """`saga-transfer X.Y.Z`, from the installed package's metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return f"saga-transfer {version('saga-transfer')}"
     except PackageNotFoundError:
         return "saga-transfer (not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """argparse's `version` action, reading the package metadata only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **_: Any) -> None:
+        super().__init__(
+            option_strings,
+            dest=dest,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show program's version number and exit",
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        print(version_text(), flush=True)
+        parser.exit()
+
+
 def add_version(parser: argparse.ArgumentParser) -> None:
     """Give `parser` a `--version` option."""
-    parser.add_argument("--version", action="version", version=version_text())
+    parser.add_argument("--version", action=_VersionAction)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,16 +5,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from temporalio.client import WorkflowExecutionStatus
-from temporalio.service import RPCError
-
-from app import fleet, render
+from app import render
 from app.cli.commands import Args, CommandParser, add_command
 from app.cli.output import EXIT_NOT_COMPLETED, EXIT_OK, Output
 from app.config import Settings
-from app.temporal import connect, register_search_attributes
 from ledger.audit import (
     AuditReport,
     BanksAuditReport,
@@ -23,7 +19,10 @@ from ledger.audit import (
     group_across_banks,
     group_by_transfer,
 )
-from workflows.contract import TransferStatus
+from workflows.status import TransferStatus
+
+if TYPE_CHECKING:  # the handlers that talk to Temporal import it; `audit --no-temporal` never
+    from app import fleet
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +80,9 @@ def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
 
 
 async def _list(settings: Settings, args: ListTransfers) -> int:
+    from app import fleet
+    from app.temporal import connect
+
     client = await connect(need_key=False)
     rows = await fleet.list_transfers(
         client, status=args.status, account=args.account, limit=args.limit
@@ -98,6 +100,9 @@ def _row_json(row: fleet.TransferRow) -> dict[str, Any]:
 
 
 async def _stats(settings: Settings, args: Stats) -> int:
+    from app import fleet
+    from app.temporal import connect
+
     client = await connect(need_key=False)
     stats = await fleet.transfer_stats(client, window=timedelta(hours=args.window))
     Output(args.json).result(render.stats_text(stats), stats.as_json())
@@ -105,6 +110,8 @@ async def _stats(settings: Settings, args: Stats) -> int:
 
 
 async def _setup(settings: Settings, args: Args) -> int:
+    from app.temporal import connect, register_search_attributes
+
     client = await connect(need_key=False)
     added, existing = await register_search_attributes(client)
     lines = []
@@ -146,6 +153,11 @@ async def _check_running(transfer_ids: list[str], findings: list[str]) -> bool:
     """Each transfer holding money in clearing must still be running; False if none to check."""
     if not transfer_ids:
         return False
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.service import RPCError
+
+    from app.temporal import connect
+
     client = await connect(need_key=False)
     for transfer_id in transfer_ids:
         try:

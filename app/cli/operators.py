@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any
-
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from typing import TYPE_CHECKING, Any
 
 from app import render
 from app.cli.commands import Args, CommandParser, add_command
@@ -26,11 +21,10 @@ from app.cli.output import (
 )
 from app.cli.transfers import not_found
 from app.config import Settings
-from app.temporal import connect
 from ledger import EXTERNAL_ACCOUNT
-from workflows import visibility
-from workflows.contract import FINAL_STATUSES, ResolveRequest, RetryRequest, TransferState
-from workflows.transfer import TransferWorkflow
+
+if TYPE_CHECKING:  # the Temporal commands import at run time: `operator-log` needs none of it
+    from workflows.contract import ResolveRequest, RetryRequest
 
 #: How long `retry`/`resolve` wait in silence before saying no worker has acted.
 UPDATE_QUIET_SECONDS = 10.0
@@ -117,11 +111,15 @@ def _operator_identity(operator: str | None) -> str:
 
 
 async def _retry(settings: Settings, args: Retry) -> int:
+    from workflows.contract import RetryRequest
+
     request = RetryRequest(note=args.note, operator=_operator_identity(args.operator))
     return await _operate(settings, args, request)
 
 
 async def _resolve(settings: Settings, args: Resolve) -> int:
+    from workflows.contract import ResolveRequest
+
     request = ResolveRequest(
         note=args.note, settle_to=args.settle_to, operator=_operator_identity(args.operator)
     )
@@ -135,6 +133,16 @@ async def _operate(settings: Settings, args: Retry, request: RetryRequest | Reso
     update's events in Temporal's history name the same person as the
     ledger's operator log.
     """
+    import asyncio
+
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.exceptions import ApplicationError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from app.temporal import connect
+    from workflows.contract import FINAL_STATUSES, TransferState
+    from workflows.transfer import TransferWorkflow
+
     client = await connect(identity=request.operator)
     handle = client.get_workflow_handle_for(TransferWorkflow.run, args.transfer_id)
     update = asyncio.ensure_future(
@@ -169,6 +177,10 @@ async def _operate(settings: Settings, args: Retry, request: RetryRequest | Reso
 
 async def _closed_or_missing(handle: Any, action: str) -> CommandError:
     """Why an update found no workflow: the transfer has ended, or there is none."""
+    from temporalio.service import RPCError
+
+    from workflows import visibility
+
     try:
         description = await handle.describe()
     except RPCError:

@@ -13,7 +13,6 @@ they never mix with it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -23,13 +22,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from pydantic import BaseModel, ValidationError
-from temporalio.client import WorkflowQueryFailedError
-from temporalio.service import RPCError
-
-from app.encryption import EncryptionError
-from app.temporal import ServerUnavailable
-from app.transfers import TransferIdConflict, validation_message
+from app.keys import EncryptionError
 from ledger import LedgerError
 
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -66,7 +59,7 @@ class Output:
         if not self.json:
             if text is not None:
                 print(text, flush=True)
-        elif isinstance(data, BaseModel):
+        elif hasattr(data, "model_dump_json"):  # a pydantic model (not imported here)
             print(data.model_dump_json(indent=indent), flush=True)
         else:
             print(json.dumps(data, indent=indent, default=str), flush=True)
@@ -104,26 +97,61 @@ def warn(text: str) -> None:
 
 def guard(command: Callable[[], Coroutine[Any, Any, int]], out: Output) -> int:
     """Run a command; turn expected failures into one error and an exit code."""
+    import asyncio  # here, not at the top: `--help` never runs a command
+
     try:
         return asyncio.run(command())
-    except CommandError as err:
-        message, code = str(err), err.code
-    except ValidationError as err:
-        message, code = validation_message(err), EXIT_USAGE
-    except (LedgerError, ValueError, TransferIdConflict) as err:
-        retryable = isinstance(err, LedgerError) and err.retryable
-        message, code = str(err), EXIT_UNAVAILABLE if retryable else EXIT_USAGE
-    except EncryptionError as err:
-        message, code = f"cannot decrypt: {err}", EXIT_USAGE
-    except (ServerUnavailable, FileNotFoundError) as err:
-        message, code = str(err), EXIT_UNAVAILABLE
-    except RPCError as err:
-        message, code = f"Temporal refused the call: {err.message}", EXIT_UNAVAILABLE
-    except WorkflowQueryFailedError as err:
-        message, code = f"The transfer's state query failed: {err}", EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         message, code = "Interrupted", EXIT_INTERRUPTED
+    except Exception as err:
+        failure = _expected_failure(err)
+        if failure is None:
+            raise
+        message, code = failure
     return out.error(message, code)
+
+
+def _expected_failure(err: Exception) -> tuple[str, int] | None:
+    """The message and exit code of an expected failure; None for a bug.
+
+    pydantic's and Temporal's errors are looked up only once their modules
+    are loaded (nothing else can raise them), so a command that uses neither
+    starts without importing them.
+    """
+    if isinstance(err, CommandError):
+        return str(err), err.code
+    if "pydantic" in sys.modules:
+        from pydantic import ValidationError
+
+        if isinstance(err, ValidationError):
+            from app.transfers import validation_message
+
+            return validation_message(err), EXIT_USAGE
+    if isinstance(err, LedgerError):
+        return str(err), EXIT_UNAVAILABLE if err.retryable else EXIT_USAGE
+    if isinstance(err, ValueError):
+        return str(err), EXIT_USAGE
+    if isinstance(err, EncryptionError):
+        return f"cannot decrypt: {err}", EXIT_USAGE
+    if isinstance(err, FileNotFoundError):
+        return str(err), EXIT_UNAVAILABLE
+    if "temporalio" not in sys.modules:
+        return None
+    from temporalio.client import WorkflowQueryFailedError
+    from temporalio.service import RPCError
+
+    from app.temporal import ServerUnavailable
+    from app.transfers import TransferIdConflict
+
+    if isinstance(err, TransferIdConflict):
+        return str(err), EXIT_USAGE
+    if isinstance(err, ServerUnavailable):
+        return str(err), EXIT_UNAVAILABLE
+    if isinstance(err, RPCError):
+        return f"Temporal refused the call: {err.message}", EXIT_UNAVAILABLE
+    if isinstance(err, WorkflowQueryFailedError):
+        return f"The transfer's state query failed: {err}", EXIT_UNAVAILABLE
+    return None
 
 
 def exit_process(code: int) -> NoReturn:

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from app.cli.commands import Args, CommandParser, add_command
 from app.cli.output import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError, Output, warn
 from app.config import ConfigError, Settings
-from app.encryption import generate_ring, read_key_file, write_key_file
-from app.worker import wait_for_stop_signal
+from app.keys import generate_ring, read_key_file, write_key_file
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +137,7 @@ async def _new_key(settings: Settings, args: NewKey) -> int:
 async def _codec_server(settings: Settings, args: CodecServer) -> int:
     """`codec-server`: decrypt payloads for the Web UI until SIGINT or SIGTERM."""
     from app.codec_server import codec_port, serving_codec, sign_in_url, token_source
+    from app.worker import wait_for_stop_signal
 
     out = Output(args.json)
     ring = settings.key_ring()

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
-
-from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
-from temporalio.service import RPCError, RPCStatusCode
+from typing import TYPE_CHECKING, Any
 
 from app import render
 from app.cli.commands import Args, CommandParser, add_command
@@ -24,10 +20,12 @@ from app.cli.output import (
     warn,
 )
 from app.config import Settings
-from app.temporal import connect
-from app.transfers import TransferOutcome, describe_request, start_transfer, wait_outcome
-from workflows.contract import DEFAULT_DEADLINE_SECONDS, TransferRequest, TransferStatus
-from workflows.transfer import TransferWorkflow
+from workflows.status import DEFAULT_DEADLINE_SECONDS, TransferStatus
+
+if TYPE_CHECKING:  # Temporal is imported by the handlers that use it, not by `--help`
+    from temporalio.service import RPCError
+
+    from app.transfers import TransferOutcome
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +81,12 @@ def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
 
 
 async def _transfer(settings: Settings, args: StartTransfer) -> int:
+    from temporalio.service import RPCError
+
+    from app.temporal import connect
+    from app.transfers import describe_request, start_transfer
+    from workflows.contract import TransferRequest
+
     out = Output(args.json)
     if args.low_latency and settings.multi_bank:
         raise CommandError(
@@ -146,6 +150,14 @@ async def wait_saying_when_parked(handle: Any, every: float = 2.0) -> TransferOu
     A parked transfer waits for `retry` or `resolve`, which may be days away:
     a caller left waiting in silence cannot tell that from a hang.
     """
+    import asyncio
+
+    from temporalio.client import WorkflowQueryFailedError
+    from temporalio.service import RPCError
+
+    from app.transfers import wait_outcome
+    from workflows.transfer import TransferWorkflow
+
     waiting = asyncio.ensure_future(wait_outcome(handle))
     try:
         while True:
@@ -186,12 +198,20 @@ def outcome_json(outcome: TransferOutcome, attached: bool, url: str) -> dict[str
 
 def not_found(transfer_id: str, err: RPCError) -> CommandError:
     """The error for an RPC about one transfer: no such transfer, or Temporal refused."""
+    from temporalio.service import RPCStatusCode
+
     if err.status == RPCStatusCode.NOT_FOUND:
         return CommandError(f"No transfer with id {transfer_id}", EXIT_USAGE)
     return CommandError(f"Temporal refused the call: {err.message}", EXIT_UNAVAILABLE)
 
 
 async def _status(settings: Settings, args: OneTransfer) -> int:
+    from temporalio.client import WorkflowQueryFailedError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from app.temporal import connect
+    from workflows.transfer import TransferWorkflow
+
     client = await connect()
     handle = client.get_workflow_handle_for(TransferWorkflow.run, args.transfer_id)
     try:
@@ -211,6 +231,12 @@ async def _status(settings: Settings, args: OneTransfer) -> int:
 
 
 async def _cancel(settings: Settings, args: OneTransfer) -> int:
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.service import RPCError
+
+    from app.temporal import connect
+    from workflows.transfer import TransferWorkflow
+
     client = await connect()
     handle = client.get_workflow_handle_for(TransferWorkflow.run, args.transfer_id)
     try:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
-
-from temporalio.runtime import Runtime
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from app.cli.commands import CommandParser, UsageError, add_version, typed
 from app.cli.output import (
@@ -22,11 +21,14 @@ from app.cli.output import (
     warn,
 )
 from app.config import ConfigError, Settings
-from app.encryption import KeyRing
 from app.private_files import owner_only_umask
-from app.temporal import metrics_runtime, missing_search_attributes, server_client
-from app.worker import running_bank_workers, running_worker, wait_for_stop_signal
 from workflows.banks import bank_task_queue
+
+if TYPE_CHECKING:  # imported when the worker starts: `--help` and `--version` need no Temporal
+    from temporalio.runtime import Runtime
+
+    from app.keys import KeyRing
+    from app.worker import StopSignals
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,37 @@ def worker_main(argv: Sequence[str] | None = None, *, prog: str = "worker.py") -
     (`worker.py` and `saga-transfer-worker` both come through here), and a
     data directory others can enter is closed first.
     """
-    with owner_only_umask():
-        return _worker_main(argv, prog)
+    # A stop request while the SDK is still loading is a stop, not a kill
+    # (exit 143); the event loop takes the signals over once it runs.
+    previous = {sig: signal.signal(sig, _stop_while_starting) for sig in STOP_SIGNALS}
+    try:
+        with owner_only_umask():
+            return _worker_main(argv, prog)
+    except _StopWhileStarting as stop:
+        print(f"Received {stop.signal.name} while starting; stopped", flush=True)
+        return EXIT_OK
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _StopWhileStarting(BaseException):
+    """SIGINT or SIGTERM before the event loop took the signals over (see `StopSignals`).
+
+    A BaseException, as KeyboardInterrupt is: no `except Exception` in the
+    code it interrupts (an import, say) may swallow it.
+    """
+
+    def __init__(self, sig: signal.Signals) -> None:
+        super().__init__(sig.name)
+        self.signal = sig
+
+
+def _stop_while_starting(signum: int, frame: object) -> None:
+    raise _StopWhileStarting(signal.Signals(signum))
 
 
 def _worker_main(argv: Sequence[str] | None, prog: str) -> int:
@@ -108,6 +139,8 @@ def _worker_main(argv: Sequence[str] | None, prog: str) -> int:
         warn(closed)
     runtime, address = None, None
     if args.metrics_port:
+        from app.temporal import metrics_runtime
+
         runtime = metrics_runtime(args.metrics_host, args.metrics_port)
         address = f"{args.metrics_host}:{args.metrics_port}"
     return guard(
@@ -137,6 +170,43 @@ async def _run_worker(
     bank: str | None = None,
     workflows_only: bool = False,
 ) -> int:
+    import asyncio
+
+    from app.worker import StopSignals
+
+    signals = StopSignals()
+    try:
+        return await _serve(
+            settings,
+            signals,
+            dev=dev,
+            runtime=runtime,
+            metrics_address=metrics_address,
+            bank=bank,
+            workflows_only=workflows_only,
+        )
+    except asyncio.CancelledError:
+        if signals.received is None:
+            raise
+        print(f"Received {signals.received.name} while starting; stopped", flush=True)
+        return EXIT_OK
+    finally:
+        signals.close()
+
+
+async def _serve(
+    settings: Settings,
+    signals: StopSignals,
+    *,
+    dev: bool,
+    runtime: Runtime | None,
+    metrics_address: str | None,
+    bank: str | None,
+    workflows_only: bool,
+) -> int:
+    from app.temporal import missing_search_attributes, server_client
+    from app.worker import running_bank_workers, running_worker
+
     if not settings.multi_bank and (bank or workflows_only):
         raise CommandError(
             "--bank and --workflows split the work between banks: set TRANSFER_BANKS "
@@ -176,7 +246,7 @@ async def _run_worker(
             if ring is not None:
                 await _serve_codec(codec, settings, ring)
             print(f"Worker running: {what}. Web UI: {settings.ui_url}. Ctrl-C to stop.", flush=True)
-            sig = await wait_for_stop_signal()
+            sig = await signals.wait()
             print(f"Received {sig.name}; finishing in-flight work and stopping ...", flush=True)
     return EXIT_OK
 
@@ -202,9 +272,10 @@ async def _serve_codec(stack: contextlib.AsyncExitStack, settings: Settings, rin
             flush=True,
         )
     else:
+        # Named by TRANSFER_CODEC_URL's host, not the address it binds: the
+        # sign-in cookie belongs to a host name, the one the Web UI calls.
         print(
-            f"Codec server for the Web UI on {url}: sign a browser in at "
-            f"{sign_in_url(settings, url)} with the token in "
-            f"{token_source(settings)}",
+            f"Codec server for the Web UI: sign a browser in at {sign_in_url(settings, url)} "
+            f"with the token in {token_source(settings)}",
             flush=True,
         )

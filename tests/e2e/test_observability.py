@@ -122,10 +122,10 @@ async def test_search_attributes_summaries_and_details_describe_each_transfer(
     ] == summaries
 
     assert "**Status:** completed" in two_transfers["obs-ok"]
-    assert "| debit | completed | 1 | 150.00 ACC-001 → CLEARING |" in two_transfers["obs-ok"]
+    assert "- **debit**: completed, 150.00 ACC-001 → CLEARING" in two_transfers["obs-ok"]
     assert "**Reason:** Account not found: ACC-404" in two_transfers["obs-undone"]
     assert (
-        "| credit | failed | 1 | AccountNotFound: Account not found: ACC-404 |"
+        "- **credit**: failed, AccountNotFound: Account not found: ACC-404"
         in (two_transfers["obs-undone"])
     )
 

@@ -227,6 +227,9 @@ async def test_web_ui_finds_a_transfer_by_status_and_shows_its_summary_and_steps
     await expect(summary).to_contain_text(SUMMARY, timeout=SHOWN_WITHIN)
     await expect(details).to_contain_text("Status: compensated", timeout=SHOWN_WITHIN)
     await expect(details).to_contain_text("reverse_credit", timeout=SHOWN_WITHIN)
+    # One line per step, its parts apart (a markdown table's cells ran together).
+    await expect(details).to_contain_text("credit: failed, AccountNotFound: Account not found")
+    await expect(details).to_contain_text("reverse_debit: completed, 20.00 CLEARING → ACC-003")
     (ARTIFACTS / "web-ui-user-metadata.txt").write_text(await read_frames(page))
     await page.screenshot(path=ARTIFACTS / "web-ui-user-metadata.png", full_page=True)
     await context.close()
@@ -305,4 +308,60 @@ async def test_codec_server_refuses_a_wrong_token_from_the_browser(
     assert 200 == right["status"]
     decoded = ParseDict(json.loads(right["body"]), Payloads()).payloads
     assert ["ACC-003"] == TEST_CONVERTER.payload_converter.from_payloads(list(decoded), [str])
+    await context.close()
+
+
+#: The transfer's search attributes as columns of the Web UI's workflow list.
+STORY_COLUMNS = ["TransferStatus", "SourceAccount", "DestinationAccount", "TransferAmount"]
+#: Default columns that say nothing about a transfer, removed to make room.
+HIDDEN_COLUMNS = ["Run ID", "Type", "End"]
+
+
+async def test_web_ui_list_shows_each_transfers_status_column_and_a_saved_view(
+    web_ui: WebUI, browser: Any
+) -> None:
+    """Columns added once (Configure Columns) and a view saved from a link tell the story.
+
+    The UI's own Status says Failed for a compensated transfer; the
+    TransferStatus column says compensated. A link with `savedQuery=NAME`
+    saves its query as a view of that name in the browser.
+    """
+    from playwright.async_api import expect
+
+    context = await browser.new_context(viewport={"width": 1600, "height": 700})
+    page = await context.new_page()
+    await page.goto(f"{web_ui.base}/workflows")
+    await expect(page.get_by_text("ui-undone").first).to_be_visible(timeout=30_000)
+    await page.get_by_role("button", name="Configure Columns").first.click()
+    for column in HIDDEN_COLUMNS:
+        await page.get_by_role("button", name=f"Remove {column} column").click()
+    for column in STORY_COLUMNS:
+        await page.get_by_role("button", name=f"Add {column} column").click()
+    await page.screenshot(path=ARTIFACTS / "web-ui-configure-columns.png")
+    await page.keyboard.press("Escape")
+    stored: dict[str, str] = await page.evaluate("() => Object.assign({}, window.localStorage)")
+    columns = json.loads(stored["namespace-workflow-table-columns"])["default"]
+    assert ["Status", "Workflow ID", *STORY_COLUMNS] == [
+        c["label"] for c in columns if c["label"] != "Start"
+    ]
+
+    query = quote('TransferStatus="compensated"')
+    await page.goto(f"{web_ui.base}/workflows?query={query}&savedQuery=Compensated")
+    rows = page.locator("table tbody tr")
+    await expect(rows.filter(has_text="ui-undone")).to_contain_text("compensated", timeout=30_000)
+    await expect(rows.filter(has_text="ui-undone")).to_contain_text("ACC-003")
+    views = json.loads(
+        await page.evaluate("() => window.localStorage.getItem('saved-workflow-queries')")
+    )
+    assert [("Compensated", 'TransferStatus="compensated"')] == [
+        (view["name"], view["query"]) for view in views["default"]
+    ]
+    await page.goto(f"{web_ui.base}/workflows")
+    await expect(rows.filter(has_text="ui-ok")).to_contain_text("completed", timeout=30_000)
+    await expect(rows.filter(has_text="ui-undone")).to_contain_text("compensated")
+    await page.screenshot(path=ARTIFACTS / "web-ui-list-by-status.png")
+    await page.goto(f"{web_ui.base}/workflows?query={query}")
+    await page.get_by_test_id("saved-views-button").click()
+    await expect(page.get_by_role("menuitem", name="Compensated")).to_be_visible()
+    await page.screenshot(path=ARTIFACTS / "web-ui-saved-view.png")
     await context.close()

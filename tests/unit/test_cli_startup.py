@@ -1,0 +1,65 @@
+"""Commands that never talk to Temporal start without importing its SDK (or pydantic)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Runs one command line in a fresh interpreter, then reports which heavy modules it loaded.
+PROBE = """
+import json, sys
+from app.cli import starter_main, worker_main
+main = worker_main if sys.argv[1] == "worker" else starter_main
+try:
+    code = main(sys.argv[2:])
+except SystemExit as stop:  # --help and --version
+    code = stop.code
+heavy = sorted({name.split(".")[0] for name in sys.modules} & {"temporalio", "pydantic"})
+print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
+"""
+
+LEDGER_ONLY = [
+    ["starter", "--help"],
+    ["starter", "--version"],
+    ["starter", "transfer", "--help"],
+    ["starter", "accounts", "list"],
+    ["starter", "accounts", "open", "ACC-001", "--owner", "Alice", "--balance", "10"],
+    ["starter", "audit", "--no-temporal"],
+    ["starter", "operator-log"],
+    ["worker", "--help"],
+]
+
+
+def loaded_by(command: list[str], data_dir: Path, **extra: str) -> dict[str, object]:
+    """Run `command` in a fresh interpreter; its exit code and the heavy modules it imported."""
+    env = os.environ | {"TRANSFER_DATA_DIR": str(data_dir), "TRANSFER_ENCRYPTION": "off"} | extra
+    env.pop("TRANSFER_LEDGER_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    report: dict[str, object] = json.loads(done.stderr.strip().splitlines()[-1])
+    return report
+
+
+@pytest.mark.parametrize("command", LEDGER_ONLY, ids=" ".join)
+def test_a_command_without_temporal_does_not_import_it(command: list[str], tmp_path: Path) -> None:
+    """`--help`, `--version` and the ledger's commands load neither temporalio nor pydantic."""
+    assert {"code": 0, "heavy": []} == loaded_by(command, tmp_path)
+
+
+def test_the_probe_sees_a_command_that_imports_temporal(tmp_path: Path) -> None:
+    """The check is not blind: `list` (visibility) imports temporalio before it connects."""
+    report = loaded_by(["starter", "list"], tmp_path, TEMPORAL_ADDRESS="127.0.0.1:1")
+    assert 3 == report["code"]  # nothing answers there
+    assert ["pydantic", "temporalio"] == report["heavy"]
