@@ -105,7 +105,8 @@ class TransferWorkflow:
         self._steps = StepTracker(self._state, self.runner)
         self._desk = OperatorDesk(self._state, self._saga, self._steps, self._set_status)
         self._metrics = TransferMetrics()
-        #: Forward steps whose compensation has nothing to undo, and why: no
+        #: Forward steps whose compensation has nothing to undo, and why: the
+        #: deadline passed before they were scheduled (NeverScheduled), no
         #: worker ever started them (NeverStarted), or their key holds another
         #: transfer's posting, this id having been used before (ForeignPostings).
         self._nothing_to_undo: dict[str, StepError] = {}
@@ -114,8 +115,11 @@ class TransferWorkflow:
     async def run(self, request: TransferRequest) -> TransferResult:
         """Move `request.amount` from source to destination, exactly once or not at all."""
         # The deadline bounds each forward step's schedule-to-close timeout
-        # rather than running a timer: no extra events on the happy path.
-        self._deadline = workflow.now() + timedelta(seconds=request.deadline_seconds)
+        # rather than running a timer: no extra events on the happy path. It
+        # counts from the client's start: the transfer may have waited for a worker.
+        self._from_start = workflow.patched(patches.DEADLINE_FROM_START)
+        started = workflow.info().workflow_start_time if self._from_start else workflow.now()
+        self._deadline = started + timedelta(seconds=request.deadline_seconds)
         self._set_status(TransferStatus.RUNNING)
         try:
             debit, credit = await self._forward_steps(request)
@@ -214,6 +218,12 @@ class TransferWorkflow:
     ) -> StepResult:
         left = self._deadline - workflow.now()
         if left <= timedelta(0):
+            if self._from_start:
+                # Never scheduled, so no attempt can apply late: nothing to void.
+                self._nothing_to_undo[name] = StepError(
+                    type="NeverScheduled",
+                    message=f"The deadline passed before the {name} was scheduled: nothing to undo",
+                )
             raise _DeadlineExceeded()
         try:
             result: StepResult = await self._steps.run(
