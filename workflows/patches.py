@@ -41,6 +41,8 @@ RESOLVED_AFTER_CANCEL = "resolved-after-cancel"
 #: that waited for a worker may have no time left, and then moves no money.
 #: A forward step the deadline stopped before it was scheduled gets no
 #: compensation: no attempt of it can exist, so there is nothing to void.
+#: Checked only where it matters (a first task more than a second after the
+#: start; a step the deadline stops), so the happy path records no marker.
 #: Without it, a transfer replays with the deadline it started with.
 DEADLINE_FROM_START = "deadline-from-workflow-start"
 

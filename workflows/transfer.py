@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -72,6 +72,12 @@ class Stop:
     cause: BaseException
 
 
+#: A first workflow task this long after the start waited for a worker: the
+#: deadline then counts from the start. Under it, from the first task, as
+#: before `patches.DEADLINE_FROM_START` (at most this much later).
+_WAITED_FOR_A_WORKER = timedelta(seconds=1)
+
+
 class _DeadlineExceeded(Exception):
     """The deadline passed between two forward steps."""
 
@@ -114,12 +120,7 @@ class TransferWorkflow:
     @workflow.run
     async def run(self, request: TransferRequest) -> TransferResult:
         """Move `request.amount` from source to destination, exactly once or not at all."""
-        # The deadline bounds each forward step's schedule-to-close timeout
-        # rather than running a timer: no extra events on the happy path. It
-        # counts from the client's start: the transfer may have waited for a worker.
-        self._from_start = workflow.patched(patches.DEADLINE_FROM_START)
-        started = workflow.info().workflow_start_time if self._from_start else workflow.now()
-        self._deadline = started + timedelta(seconds=request.deadline_seconds)
+        self._deadline = self._deadline_of(request)
         self._set_status(TransferStatus.RUNNING)
         try:
             debit, credit = await self._forward_steps(request)
@@ -171,6 +172,20 @@ class TransferWorkflow:
         credit = await self._forward("credit", LedgerActivities.credit, destination, at_destination)
         return debit, credit
 
+    def _deadline_of(self, request: TransferRequest) -> datetime:
+        """When the forward steps must be done: `deadline_seconds` after the client's start.
+
+        The deadline bounds each forward step's schedule-to-close timeout
+        rather than running a timer: no extra events on the happy path. Nor
+        a patch marker: only a transfer that waited for a worker records one.
+        """
+        started, first_task = workflow.info().workflow_start_time, workflow.now()
+        if first_task - started > _WAITED_FOR_A_WORKER and workflow.patched(
+            patches.DEADLINE_FROM_START
+        ):
+            return started + timedelta(seconds=request.deadline_seconds)
+        return first_task + timedelta(seconds=request.deadline_seconds)
+
     def _stop(self, err: BaseException) -> Stop:
         """Why the forward steps stopped: a step's failure, the deadline, or a cancel."""
         deadline = StepError(
@@ -218,7 +233,7 @@ class TransferWorkflow:
     ) -> StepResult:
         left = self._deadline - workflow.now()
         if left <= timedelta(0):
-            if self._from_start:
+            if workflow.patched(patches.DEADLINE_FROM_START):
                 # Never scheduled, so no attempt can apply late: nothing to void.
                 self._nothing_to_undo[name] = StepError(
                     type="NeverScheduled",

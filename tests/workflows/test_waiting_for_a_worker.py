@@ -11,8 +11,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from ledger import LedgerStore
+from tests.keys import TEST_CONVERTER
 from tests.support.ledgers import balances, opening_balances
 from tests.support.transfers import new_id, postings_of, request
 from tests.support.workers import transfer_worker
@@ -23,7 +25,7 @@ from workflows.transfer import TransferWorkflow
 async def test_a_deadline_that_passed_before_a_worker_came_moves_no_money(
     dev_env: WorkflowEnvironment, store: LedgerStore
 ) -> None:
-    """Deadline 2 s, first worker 3 s later: compensated, DeadlineExceeded, no posting."""
+    """Deadline 2 s, first worker 3 s later: compensated, DeadlineExceeded, no posting; replays."""
     transfer_id, task_queue = new_id(), f"test-{new_id()}"
     handle = await dev_env.client.start_workflow(
         TransferWorkflow.run,
@@ -39,6 +41,7 @@ async def test_a_deadline_that_passed_before_a_worker_came_moves_no_money(
         except WorkflowFailureError as err:
             failure = err
         state = await handle.query(TransferWorkflow.state)
+        history = await handle.fetch_history()
 
     assert isinstance(failure.cause, ApplicationError)
     assert ("DeadlineExceeded", "Transfer did not complete within 2s") == (
@@ -54,6 +57,8 @@ async def test_a_deadline_that_passed_before_a_worker_came_moves_no_money(
     )
     assert [] == postings_of(store, transfer_id)
     assert opening_balances() == balances(store)
+    replayer = Replayer(workflows=[TransferWorkflow], data_converter=TEST_CONVERTER)
+    assert (await replayer.replay_workflow(history)).replay_failure is None
 
 
 async def test_time_spent_waiting_for_a_worker_counts_against_the_deadline(
