@@ -24,11 +24,10 @@ from app.cli.output import (
     Output,
     warn,
 )
-from app.cli.transfers import not_found
+from app.cli.transfers import not_found, transfer_status
 from app.config import Settings
 from app.temporal import connect
 from ledger import EXTERNAL_ACCOUNT
-from workflows import visibility
 from workflows.contract import FINAL_STATUSES, ResolveRequest, RetryRequest, TransferState
 from workflows.transfer import TransferWorkflow
 
@@ -173,12 +172,9 @@ async def _closed_or_missing(handle: Any, action: str) -> CommandError:
         description = await handle.describe()
     except RPCError:
         return CommandError(f"No transfer with id {handle.id}", EXIT_USAGE)
-    status = description.status.name.lower() if description.status else "closed"
-    final = description.typed_search_attributes.get(visibility.TRANSFER_STATUS)
-    ended = f"{status}, {final}" if final else status
     return CommandError(
-        f"Transfer {handle.id} has already ended ({ended}); {action} is only for a transfer "
-        "in needs_attention",
+        f"Transfer {handle.id} has already ended ({transfer_status(description)}); "
+        f"{action} is only for a transfer in needs_attention",
         EXIT_USAGE,
     )
 
