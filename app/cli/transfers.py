@@ -267,13 +267,13 @@ async def _cancel(settings: Settings, args: OneTransfer) -> int:
         )
     # Temporal records the request even when no worker runs the transfer.
     await handle.cancel()
-    outcome = await wait_unless_no_worker(handle, settings.task_queue, CANCEL_WAIT_SECONDS)
+    outcome = await wait_unless_no_worker(handle, description.task_queue, CANCEL_WAIT_SECONDS)
     url = settings.workflow_url(client.namespace, args.transfer_id)
     out = Output(args.json)
     if outcome is None:
         out.result(
             f"Cancel recorded for transfer {args.transfer_id}; the transfer will be undone "
-            f"when a worker runs it ({no_worker_message(settings.task_queue)})",
+            f"when a worker runs it ({no_worker_message(description.task_queue)})",
             {"transfer_id": args.transfer_id, "status": "cancel_recorded", "url": url},
         )
         return EXIT_OK
