@@ -55,7 +55,8 @@ class TransferMetrics:
         if status == TransferStatus.COMPENSATING and self._compensating_since is None:
             self._compensating_since = now
         if status in FINAL_STATUSES:
-            self._duration.record(now - workflow.info().start_time)
+            # From the client's start, time spent waiting for a worker included.
+            self._duration.record(now - workflow.info().workflow_start_time)
             if self._compensating_since is not None:
                 self._compensation_duration.record(now - self._compensating_since)
         if status == TransferStatus.COMPLETED:

@@ -36,5 +36,21 @@ FOREIGN_POSTINGS = "foreign-postings-left-alone"
 #: balances are not as they were before it started.
 RESOLVED_AFTER_CANCEL = "resolved-after-cancel"
 
+#: The deadline counts from the workflow's start (when the client started it),
+#: not from its first workflow task (when a worker first ran it): a transfer
+#: that waited for a worker may have no time left, and then moves no money.
+#: A forward step the deadline stopped before it was scheduled gets no
+#: compensation: no attempt of it can exist, so there is nothing to void.
+#: Checked only where it matters (a first task more than a second after the
+#: start; a step the deadline stops), so the happy path records no marker.
+#: Without it, a transfer replays with the deadline it started with.
+DEADLINE_FROM_START = "deadline-from-workflow-start"
+
 #: Every id above, for tests that check each is documented and used.
-ALL = (OPERATOR_LOG, SETTLEMENT_BEGUN, FOREIGN_POSTINGS, RESOLVED_AFTER_CANCEL)
+ALL = (
+    OPERATOR_LOG,
+    SETTLEMENT_BEGUN,
+    FOREIGN_POSTINGS,
+    RESOLVED_AFTER_CANCEL,
+    DEADLINE_FROM_START,
+)

@@ -8,9 +8,16 @@ from typing import Any
 
 from app import render
 from app.cli.commands import Args, CommandParser, add_command
-from app.cli.output import EXIT_OK, EXIT_USAGE, CommandError, Output
+from app.cli.output import EXIT_OK, EXIT_USAGE, CommandError, Output, warn
 from app.config import Settings
-from ledger import Account, LedgerStore, format_amount, parse_amount
+from ledger import (
+    Account,
+    AccountNotFound,
+    LedgerStore,
+    LedgerUnavailable,
+    format_amount,
+    parse_amount,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +84,40 @@ def _ledger_of(settings: Settings, account_id: str) -> LedgerStore:
     if not settings.multi_bank:
         return settings.open_ledger()
     return settings.open_ledger(settings.bank_of(account_id))
+
+
+def require_accounts(settings: Settings, *account_ids: str) -> None:
+    """Refuse accounts that their ledger (their bank's, with several banks) does not know.
+
+    A ledger this process cannot reach is not a refusal: the transfer's own
+    steps check the accounts too, so it says so and lets the caller go on.
+
+    Raises:
+        CommandError: An account is not found (exit 2), with a hint when only
+            its case differs from one that is.
+    """
+    for account_id in account_ids:
+        store = _ledger_of(settings, account_id)
+        try:
+            store.get_account(account_id)
+        except AccountNotFound as err:
+            raise CommandError(_not_found(store, err), EXIT_USAGE) from err
+        except LedgerUnavailable as err:
+            warn(f"Could not check account {account_id} at its ledger ({err}); going on")
+        finally:
+            store.close()
+
+
+def _not_found(store: LedgerStore, err: AccountNotFound) -> str:
+    """`Account not found: X`, and the account meant, when only the case differs."""
+    upper = err.account_id.upper()
+    if upper == err.account_id:
+        return str(err)
+    try:
+        store.get_account(upper)
+    except AccountNotFound:
+        return str(err)
+    return f"{err} (account numbers are case-sensitive: did you mean {upper}?)"
 
 
 def _bank_name(settings: Settings, account_id: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import os
 import socket
@@ -19,11 +20,12 @@ from app.cli.output import (
     Output,
     warn,
 )
-from app.cli.transfers import not_found
+from app.cli.transfers import not_found, transfer_status
 from app.config import Settings
 from ledger import EXTERNAL_ACCOUNT
+from workflows.status import FINAL_STATUSES
 
-if TYPE_CHECKING:  # the Temporal commands import at run time: `operator-log` needs none of it
+if TYPE_CHECKING:  # Temporal is imported by the handlers that use it, not by `--help`
     from workflows.contract import ResolveRequest, RetryRequest
 
 #: How long `retry`/`resolve` wait in silence before saying no worker has acted.
@@ -133,14 +135,12 @@ async def _operate(settings: Settings, args: Retry, request: RetryRequest | Reso
     update's events in Temporal's history name the same person as the
     ledger's operator log.
     """
-    import asyncio
-
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.exceptions import ApplicationError
     from temporalio.service import RPCError, RPCStatusCode
 
     from app.temporal import connect
-    from workflows.contract import FINAL_STATUSES, TransferState
+    from workflows.contract import TransferState
     from workflows.transfer import TransferWorkflow
 
     client = await connect(identity=request.operator)
@@ -179,18 +179,13 @@ async def _closed_or_missing(handle: Any, action: str) -> CommandError:
     """Why an update found no workflow: the transfer has ended, or there is none."""
     from temporalio.service import RPCError
 
-    from workflows import visibility
-
     try:
         description = await handle.describe()
     except RPCError:
         return CommandError(f"No transfer with id {handle.id}", EXIT_USAGE)
-    status = description.status.name.lower() if description.status else "closed"
-    final = description.typed_search_attributes.get(visibility.TRANSFER_STATUS)
-    ended = f"{status}, {final}" if final else status
     return CommandError(
-        f"Transfer {handle.id} has already ended ({ended}); {action} is only for a transfer "
-        "in needs_attention",
+        f"Transfer {handle.id} has already ended ({transfer_status(description)}); "
+        f"{action} is only for a transfer in needs_attention",
         EXIT_USAGE,
     )
 

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from app import render
+from app.cli.accounts import require_accounts
 from app.cli.commands import Args, CommandParser, add_command
 from app.cli.output import (
+    EXIT_INTERRUPTED,
     EXIT_NOT_COMPLETED,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CommandError,
     Output,
-    warn,
 )
 from app.config import Settings
-from workflows.status import DEFAULT_DEADLINE_SECONDS, TransferStatus
+from workflows.status import (
+    DEFAULT_DEADLINE_SECONDS,
+    FINAL_STATUSES,
+    MAX_DEADLINE_SECONDS,
+    TransferStatus,
+)
 
 if TYPE_CHECKING:  # Temporal is imported by the handlers that use it, not by `--help`
+    from temporalio.client import WorkflowExecutionDescription
     from temporalio.service import RPCError
 
     from app.transfers import TransferOutcome
@@ -59,7 +67,7 @@ def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
     transfer.add_argument("--id", dest="transfer_id", help="your reference (default: generated)")
     transfer.add_argument(
         "--deadline",
-        type=int,
+        type=deadline_seconds,
         default=DEFAULT_DEADLINE_SECONDS,
         metavar="SECONDS",
         help=f"compensate if not complete by then (default {DEFAULT_DEADLINE_SECONDS})",
@@ -80,9 +88,25 @@ def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
     cancel.add_argument("transfer_id", metavar="REF")
 
 
+def deadline_seconds(text: str) -> int:
+    """`--deadline`: whole seconds, from 1 to seven days (argparse names the flag)."""
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
+    if seconds < 1:
+        raise argparse.ArgumentTypeError("must be at least 1 second")
+    if seconds > MAX_DEADLINE_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_DEADLINE_SECONDS} seconds (seven days)"
+        )
+    return seconds
+
+
 async def _transfer(settings: Settings, args: StartTransfer) -> int:
     from temporalio.service import RPCError
 
+    from app.cli.waiting import wait_saying_why
     from app.temporal import connect
     from app.transfers import describe_request, start_transfer
     from workflows.contract import TransferRequest
@@ -109,6 +133,9 @@ async def _transfer(settings: Settings, args: StartTransfer) -> int:
         deadline_seconds=args.deadline,
         **routing,
     )
+    # The workflow checks them too, but only after the debit: refuse now,
+    # before a saga starts that would debit and refund.
+    require_accounts(settings, request.source_account, request.destination_account)
     transfer_id = args.transfer_id or f"transfer-{uuid.uuid4().hex[:12]}"
     client = await connect()
     try:
@@ -139,45 +166,17 @@ async def _transfer(settings: Settings, args: StartTransfer) -> int:
     # Before waiting, whatever the output format: a caller interrupted while
     # waiting must still know which transfer is running.
     out.note(started)
-    outcome = await wait_saying_when_parked(handle)
+    try:
+        outcome = await wait_saying_why(handle, settings.task_queue)
+    except asyncio.CancelledError:
+        # Ctrl-C: asyncio cancels the command, not the transfer.
+        raise CommandError(
+            f"Interrupted: transfer {transfer_id} keeps running; follow it with "
+            f"`python starter.py status {transfer_id}`",
+            EXIT_INTERRUPTED,
+        ) from None
     out.result(render.outcome_line(outcome), outcome_json(outcome, attached, url))
     return EXIT_OK if outcome.ok else EXIT_NOT_COMPLETED
-
-
-async def wait_saying_when_parked(handle: Any, every: float = 2.0) -> TransferOutcome:
-    """The transfer's outcome; if it parks for an operator meanwhile, say so once (stderr).
-
-    A parked transfer waits for `retry` or `resolve`, which may be days away:
-    a caller left waiting in silence cannot tell that from a hang.
-    """
-    import asyncio
-
-    from temporalio.client import WorkflowQueryFailedError
-    from temporalio.service import RPCError
-
-    from app.transfers import wait_outcome
-    from workflows.transfer import TransferWorkflow
-
-    waiting = asyncio.ensure_future(wait_outcome(handle))
-    try:
-        while True:
-            done, _ = await asyncio.wait({waiting}, timeout=every)
-            if done:
-                break
-            try:
-                state = await handle.query(TransferWorkflow.state, rpc_timeout=timedelta(seconds=5))
-            except (RPCError, WorkflowQueryFailedError):
-                continue  # no worker just now: keep waiting for the outcome
-            if state.status == TransferStatus.NEEDS_ATTENTION:
-                warn(
-                    f"Transfer {handle.id} is parked for an operator (needs_attention): "
-                    f"waiting for `starter.py retry {handle.id}` or `resolve`. Ctrl-C stops "
-                    "waiting, not the transfer."
-                )
-                break
-        return await waiting
-    finally:
-        waiting.cancel()
 
 
 def outcome_json(outcome: TransferOutcome, attached: bool, url: str) -> dict[str, Any]:
@@ -230,10 +229,39 @@ async def _status(settings: Settings, args: OneTransfer) -> int:
     return EXIT_OK
 
 
+def transfer_status(description: WorkflowExecutionDescription) -> str:
+    """Where a transfer stands, in our words: its TransferStatus, else Temporal's status.
+
+    A transfer that ended without setting its final status (terminated,
+    timed out, refused as invalid) has only Temporal's word for it.
+    """
+    from temporalio.client import WorkflowExecutionStatus
+
+    from workflows import visibility
+
+    ours = description.typed_search_attributes.get(visibility.TRANSFER_STATUS)
+    running = description.status == WorkflowExecutionStatus.RUNNING
+    if ours is not None and (running or ours in FINAL_STATUS_VALUES):
+        return ours
+    if description.status is None:
+        return "closed"
+    return {WorkflowExecutionStatus.CANCELED: "cancelled"}.get(
+        description.status, description.status.name.lower()
+    )
+
+
+#: The final statuses, as the TransferStatus search attribute spells them.
+FINAL_STATUS_VALUES = frozenset(status.value for status in FINAL_STATUSES)
+
+#: How long `cancel` waits for the transfer to end before reporting the request recorded.
+CANCEL_WAIT_SECONDS = 5.0
+
+
 async def _cancel(settings: Settings, args: OneTransfer) -> int:
     from temporalio.client import WorkflowExecutionStatus
     from temporalio.service import RPCError
 
+    from app.cli.waiting import no_worker_message, wait_unless_no_worker
     from app.temporal import connect
     from workflows.transfer import TransferWorkflow
 
@@ -243,21 +271,30 @@ async def _cancel(settings: Settings, args: OneTransfer) -> int:
         description = await handle.describe()
     except RPCError as err:
         raise not_found(args.transfer_id, err) from err
+    # Everything below reads what Temporal knows without a worker.
+    status = transfer_status(description)
     if description.status != WorkflowExecutionStatus.RUNNING:
-        status = description.status.name.lower() if description.status else "closed"
         raise CommandError(
             f"Transfer {args.transfer_id} has already ended ({status}); cancelling changes nothing",
             EXIT_NOT_COMPLETED,
         )
-    state = await handle.query(TransferWorkflow.state, rpc_timeout=timedelta(seconds=10))
-    if state.status == TransferStatus.NEEDS_ATTENTION:
+    if status == TransferStatus.NEEDS_ATTENTION:
         raise CommandError(
             f"Transfer {args.transfer_id} is already compensating and waits for an operator "
             f"(needs_attention); use `retry` or `resolve`",
             EXIT_USAGE,
         )
+    # Temporal records the request even when no worker runs the transfer.
     await handle.cancel()
-    outcome = await wait_saying_when_parked(handle)
+    outcome = await wait_unless_no_worker(handle, description.task_queue, CANCEL_WAIT_SECONDS)
     url = settings.workflow_url(client.namespace, args.transfer_id)
-    Output(args.json).result(render.outcome_line(outcome), outcome_json(outcome, True, url))
+    out = Output(args.json)
+    if outcome is None:
+        out.result(
+            f"Cancel recorded for transfer {args.transfer_id}; the transfer will be undone "
+            f"when a worker runs it ({no_worker_message(description.task_queue)})",
+            {"transfer_id": args.transfer_id, "status": "cancel_recorded", "url": url},
+        )
+        return EXIT_OK
+    out.result(render.outcome_line(outcome), outcome_json(outcome, True, url))
     return EXIT_OK if outcome.status == "cancelled" else EXIT_NOT_COMPLETED

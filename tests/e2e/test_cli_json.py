@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support.ledgers import seeded_ledger
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +86,7 @@ def test_account_actions_print_the_account_as_json(env: dict[str, str]) -> None:
 
 
 def test_errors_in_json_mode_are_json_with_the_text_modes_exit_code(env: dict[str, str]) -> None:
-    """Unknown account and bad amount exit 2, no server exits 3: each as `{"error": ...}`."""
+    """Unknown accounts and bad amount exit 2, no server exits 3: each as `{"error": ...}`."""
     missing = json_error(starter(env, "accounts", "close", "ACC-404", "--json"))
     assert {"message": "Account not found: ACC-404", "exit_code": 2} == missing
     text = starter(env, "accounts", "close", "ACC-404")
@@ -100,6 +101,9 @@ def test_errors_in_json_mode_are_json_with_the_text_modes_exit_code(env: dict[st
     assert 2 == bad_amount["exit_code"]
     assert "not a number" in str(bad_amount["message"])
 
+    unknown = json_error(starter(env, *move, "5"))  # checked before Temporal is called
+    assert {"message": "Account not found: ACC-001", "exit_code": 2} == unknown
+    seeded_ledger(env["LEDGER_URL"])
     unreachable = json_error(starter(env | {"TEMPORAL_ADDRESS": "127.0.0.1:1"}, *move, "5"))
     assert 3 == unreachable["exit_code"]
     assert "Cannot reach Temporal at 127.0.0.1:1" in str(unreachable["message"])

@@ -63,12 +63,14 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
         "PYTHONPATH": str(ROOT),
     }
     store = seeded_ledger(env["LEDGER_URL"])
+    # Bob is frozen, so each credit fails (the starter checks only that he exists).
+    store.freeze_account("ACC-002")
 
     async with transfer_worker(
         dev_env.client, store, task_queue=env["TEMPORAL_TASK_QUEUE"], credit=freezing_credit(store)
     ):
         code, _, err = await run_cli_async(
-            env, "transfer", "--from", "ACC-001", "--to", "ACC-404", "--amount", "80",
+            env, "transfer", "--from", "ACC-001", "--to", "ACC-002", "--amount", "80",
             "--id", "park-1", "--no-wait",
         )  # fmt: skip
         assert 0 == code, err
@@ -104,7 +106,7 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
 
         # This time the starter waits (JSON): it names the transfer on stderr
         # before waiting, says when it parks, and reports how it really ended.
-        start = ["--from", "ACC-001", "--to", "ACC-404", "--amount", "30", "--id", "park-2"]
+        start = ["--from", "ACC-001", "--to", "ACC-002", "--amount", "30", "--id", "park-2"]
         waiting = asyncio.create_task(run_cli_async(env, "transfer", *start, "--json"))
         await wait_parked(env, "park-2")
         await asyncio.sleep(4)  # the waiting starter looks every 2 s
@@ -116,7 +118,7 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
         code, out, err = await waiting
         assert 1 == code
         assert ("resolved", "park-2") == (json.loads(out)["status"], json.loads(out)["transfer_id"])
-        assert err.startswith("Started transfer park-2: 30.00 ACC-001 -> ACC-404")
+        assert err.startswith("Started transfer park-2: 30.00 ACC-001 -> ACC-002")
         assert "Transfer park-2 is parked for an operator (needs_attention)" in err
         code, out, _ = await run_cli_async(env, "status", "park-2")
         assert "Operator resolve by erin@bank (Paid by cheque 42): settled by hand" in out
@@ -131,11 +133,11 @@ async def test_operator_unfreezes_and_retries_or_resolves_from_the_command_line(
 
         code, _, err = await run_cli_async(env, "retry", "park-2")
         assert 2 == code
-        assert "Transfer park-2 has already ended (failed, resolved); retry is only for" in err
+        assert "Transfer park-2 has already ended (resolved); retry is only for" in err
 
         code, _, err = await run_cli_async(env, "cancel", "park-1")
         assert 1 == code
-        assert "has already ended" in err
+        assert "Transfer park-1 has already ended (compensated); cancelling changes" in err
 
         # Refused updates (bad operator, a transfer no longer parked) reached neither log.
         assert [login, "Dana Ops"] == await update_identities(dev_env.client, "park-1")
