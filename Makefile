@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install  ## run the three scenarios on the embedded dev server and a fresh SQLite ledger
+demo: install  ## run the four transfers on the embedded dev server and a fresh SQLite ledger
 	$(BIN)/python starter.py demo
 
 test: install  ## the whole test suite, offline
@@ -42,7 +42,7 @@ bench: install  ## the benchmark (docs/performance.md): make bench BENCH_ARGS="-
 bench-docs: install  ## docs/performance.md's figures, from the bench-report.json of the last `make bench`
 	$(BIN)/python -m bench.report bench-report.json --page docs/performance.md
 
-histories: install  ## re-record tests/histories/*.json on a fresh dev server (see README)
+histories: install  ## re-record tests/histories/*.json on a fresh dev server (docs/changing-workflows.md)
 	$(BIN)/python -m tests.histories.record
 
 worker: install  ## a worker with the embedded dev server

@@ -29,7 +29,7 @@ from app.private_files import PRIVATE_DIR_MODE
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 #: Settings for the embedded dev server, each measured by `make bench`
-#: (README, Performance).
+#: (docs/performance.md).
 #: - Its single history shard reads the transfer queue at most 20 times a
 #:   second by default, so every workflow task that follows an activity waits
 #:   for the next 50 ms slot; 200 reads a second removes that wait.

@@ -25,7 +25,7 @@ from workflows.transfer import TransferWorkflow
 ACTIVITY_THREADS = 16
 
 #: Whether workflow code runs in the SDK's sandbox. Measured by `make bench`
-#: (README, Performance): see SANDBOXED's note there for the numbers.
+#: (docs/performance.md): see SANDBOXED's note there for the numbers.
 SANDBOXED = False
 
 

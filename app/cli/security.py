@@ -31,7 +31,7 @@ class CodecServer(Args):
 
 def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
     """Add `keys` and its actions, and `codec-server`."""
-    keys = commands.add_parser("keys", help="payload encryption keys (README, Security)")
+    keys = commands.add_parser("keys", help="payload encryption keys (docs/security.md)")
     actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     add_command(
         actions, "list", Args, _list_keys, help="the key ids, newest (the one that encrypts) first"
@@ -177,7 +177,7 @@ async def _codec_server(settings: Settings, args: CodecServer) -> int:
             warn(
                 f"warning: plain HTTP on {args.host}: the token, the sign-in cookie and "
                 "decrypted payloads cross the network in the clear; serve it behind a "
-                "TLS-terminating proxy under a host name of its own (README, Security)"
+                "TLS-terminating proxy under a host name of its own (docs/security.md)"
             )
         if not url.endswith(f":{codec_port(settings)}"):
             lines.append(

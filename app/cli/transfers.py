@@ -76,7 +76,7 @@ def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
     transfer.add_argument(
         "--low-latency",
         action="store_true",
-        help="run the steps as local activities (README: low-latency mode)",
+        help="run the steps as local activities (docs/performance.md: low-latency mode)",
     )
     status = add_command(
         commands, "status", OneTransfer, _status, help="the saga state of a transfer"

@@ -4,7 +4,7 @@ Runs each scenario on a fresh dev server (the installed Temporal CLI) with a
 worker in this process and a throwaway SQLite ledger, then writes every
 workflow's history as JSON next to this file. Re-record after an intended
 change to the workflow's commands, and only together with `workflow.patched`
-(see the README) if transfers of the old shape may still be running.
+(see docs/changing-workflows.md) if transfers of the old shape may still be running.
 """
 
 import asyncio

@@ -230,7 +230,7 @@ class ClockReadingTransfer(TransferWorkflow):
 
 
 async def test_the_sandboxed_replay_catches_a_wall_clock_read() -> None:
-    """The worker runs unsandboxed (README, Performance); the replay suite keeps the sandbox."""
+    """The worker runs unsandboxed (docs/performance.md); the replay suite keeps the sandbox."""
     # ClockReadingTransfer lives in this module, which imports the test key and
     # so `cryptography`; its native bindings cannot be imported a second time
     # inside the sandbox, so they pass through (they are not workflow code).
