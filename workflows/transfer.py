@@ -9,14 +9,14 @@ whole pattern. Every transfer ends completed, compensated, cancelled (and
 compensated), or resolved by an operator: a compensation that cannot succeed
 parks it in ``needs_attention`` until an operator acts (`workflows.operators`).
 Elsewhere: `contract` (what clients see), `steps` (timeouts, retries, where
-a step runs), `saga` (the compensation stack), `patches`, `metrics`, `visibility`.
+a step runs), `saga` (the compensation stack), `deadline`, `patches`, `metrics`, `visibility`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         TransferState,
         TransferStatus,
     )
+    from workflows.deadline import deadline_exceeded, deadline_of, never_scheduled
     from workflows.metrics import TransferMetrics
     from workflows.operators import OperatorDesk, PendingAction, current_update_id
     from workflows.saga import Saga, run_shielded
@@ -70,12 +71,6 @@ class Stop:
     reason: StopReason
     error: StepError
     cause: BaseException
-
-
-#: A first workflow task this long after the start waited for a worker: the
-#: deadline then counts from the start. Under it, from the first task, as
-#: before `patches.DEADLINE_FROM_START` (at most this much later).
-_WAITED_FOR_A_WORKER = timedelta(seconds=1)
 
 
 class _DeadlineExceeded(Exception):
@@ -120,7 +115,7 @@ class TransferWorkflow:
     @workflow.run
     async def run(self, request: TransferRequest) -> TransferResult:
         """Move `request.amount` from source to destination, exactly once or not at all."""
-        self._deadline = self._deadline_of(request)
+        self._deadline = deadline_of(request)
         self._set_status(TransferStatus.RUNNING)
         try:
             debit, credit = await self._forward_steps(request)
@@ -172,26 +167,9 @@ class TransferWorkflow:
         credit = await self._forward("credit", LedgerActivities.credit, destination, at_destination)
         return debit, credit
 
-    def _deadline_of(self, request: TransferRequest) -> datetime:
-        """When the forward steps must be done: `deadline_seconds` after the client's start.
-
-        The deadline bounds each forward step's schedule-to-close timeout
-        rather than running a timer: no extra events on the happy path. Nor
-        a patch marker: only a transfer that waited for a worker records one.
-        """
-        started, first_task = workflow.info().workflow_start_time, workflow.now()
-        if first_task - started > _WAITED_FOR_A_WORKER and workflow.patched(
-            patches.DEADLINE_FROM_START
-        ):
-            return started + timedelta(seconds=request.deadline_seconds)
-        return first_task + timedelta(seconds=request.deadline_seconds)
-
     def _stop(self, err: BaseException) -> Stop:
         """Why the forward steps stopped: a step's failure, the deadline, or a cancel."""
-        deadline = StepError(
-            type="DeadlineExceeded",
-            message=f"Transfer did not complete within {self._state.request.deadline_seconds}s",
-        )
+        deadline = deadline_exceeded(self._state.request)
         if isinstance(err, _DeadlineExceeded):
             return Stop(StopReason.DEADLINE, deadline, err)
         if isinstance(err, StepFailed) and not err.cancelled:
@@ -233,12 +211,9 @@ class TransferWorkflow:
     ) -> StepResult:
         left = self._deadline - workflow.now()
         if left <= timedelta(0):
-            if workflow.patched(patches.DEADLINE_FROM_START):
-                # Never scheduled, so no attempt can apply late: nothing to void.
-                self._nothing_to_undo[name] = StepError(
-                    type="NeverScheduled",
-                    message=f"The deadline passed before the {name} was scheduled: nothing to undo",
-                )
+            why = never_scheduled(name)
+            if why is not None:
+                self._nothing_to_undo[name] = why
             raise _DeadlineExceeded()
         try:
             result: StepResult = await self._steps.run(
