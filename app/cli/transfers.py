@@ -213,6 +213,14 @@ async def _status(settings: Settings, args: OneTransfer) -> int:
 
     client = await connect()
     handle = client.get_workflow_handle_for(TransferWorkflow.run, args.transfer_id)
+    waiting = await _waiting_for_a_worker(handle)
+    if waiting is not None:
+        # The state query needs a worker: say so now rather than after its timeout.
+        raise CommandError(
+            f"Transfer {args.transfer_id} is waiting for a worker, so its saga state cannot be "
+            f"read yet: {waiting}",
+            EXIT_UNAVAILABLE,
+        )
     try:
         state = await handle.query(TransferWorkflow.state, rpc_timeout=timedelta(seconds=10))
     except WorkflowQueryFailedError as err:
@@ -227,6 +235,22 @@ async def _status(settings: Settings, args: OneTransfer) -> int:
     url = settings.workflow_url(client.namespace, args.transfer_id)
     Output(args.json).result(f"{render.state_text(state)}\n  Web UI: {url}", state)
     return EXIT_OK
+
+
+async def _waiting_for_a_worker(handle: Any) -> str | None:
+    """What to do, if no worker has taken the transfer's pending workflow task for a while."""
+    from datetime import UTC, datetime
+
+    from app.cli.waiting import NO_WORKER_SECONDS, no_worker_message, unstarted_task
+
+    scheduled = await unstarted_task(handle)
+    if scheduled is None:
+        return None
+    waited = datetime.now(UTC) - scheduled.replace(tzinfo=UTC)
+    if waited < timedelta(seconds=NO_WORKER_SECONDS):
+        return None  # a worker may be about to take it: ask it
+    description = await handle.describe()
+    return no_worker_message(description.task_queue)
 
 
 def transfer_status(description: WorkflowExecutionDescription) -> str:

@@ -194,3 +194,20 @@ async def test_cancel_refuses_a_parked_transfer_without_a_worker_or_a_cancel_req
     assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED not in [
         e.event_type for e in history.events
     ]
+
+
+async def test_status_says_at_once_that_no_worker_has_taken_the_transfer(
+    server_env: dict[str, str], dev_env: WorkflowEnvironment
+) -> None:
+    """No worker: `status` names the queue and the fix instead of timing out on its query."""
+    seeded_ledger(server_env["LEDGER_URL"])
+    started = run_cli(server_env, *start_args("unseen-1"), "--no-wait")
+    assert 0 == started.returncode, started.stderr
+    await asyncio.sleep(6)  # longer than a worker would take to pick it up
+    status = run_cli(server_env, "status", "unseen-1")
+    expected = (
+        "error: Transfer unseen-1 is waiting for a worker, so its saga state cannot be read yet: "
+        f"{NO_WORKER.format(server_env['TEMPORAL_TASK_QUEUE'])}\n"
+    )
+    assert (3, expected) == (status.returncode, status.stderr)
+    await dev_env.client.get_workflow_handle("unseen-1").terminate("test over")
