@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
+from app.cli.output import warn
 from app.config import Settings
 
 if TYPE_CHECKING:
@@ -145,3 +146,19 @@ def add_command(
     parser = commands.add_parser(name, **options)
     parser.set_defaults(run=Command(args, handler))
     return parser
+
+
+def start_settings() -> Settings:
+    """The settings every entry point starts from, its data directory closed to others.
+
+    Says on stderr, once, when a data directory open to others was closed.
+
+    Raises:
+        ConfigError: A setting is wrong, or the data directory is open to
+            others and not this user's to close.
+    """
+    settings = Settings.from_env()
+    closed = settings.secure_data_dir()
+    if closed:
+        warn(closed)
+    return settings

@@ -7,9 +7,16 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from app.cli import accounts, demo, fleet, operators, security, transfers
-from app.cli.commands import Command, CommandParser, UsageError, add_json_option, add_version
-from app.cli.output import EXIT_USAGE, Output, exit_process, guard, warn
-from app.config import ConfigError, Settings
+from app.cli.commands import (
+    Command,
+    CommandParser,
+    UsageError,
+    add_json_option,
+    add_version,
+    start_settings,
+)
+from app.cli.output import EXIT_USAGE, Output, exit_process, guard
+from app.config import ConfigError
 from app.private_files import owner_only_umask
 
 
@@ -55,12 +62,9 @@ def _starter_main(argv: Sequence[str] | None, prog: str) -> int:
     args, handler = command.bind(namespace)
     out = Output(args.json)
     try:
-        settings = Settings.from_env()
-        closed = settings.secure_data_dir()
+        settings = start_settings()
     except ConfigError as err:
         return out.error(str(err), EXIT_USAGE)
-    if closed:
-        warn(closed)
     return guard(lambda: handler(settings, args), out)
 
 

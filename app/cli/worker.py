@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from app.cli.commands import CommandParser, UsageError, add_version, typed
+from app.cli.commands import CommandParser, UsageError, add_version, start_settings, typed
 from app.cli.output import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
@@ -18,7 +18,6 @@ from app.cli.output import (
     Output,
     exit_process,
     guard,
-    warn,
 )
 from app.config import ConfigError, Settings
 from app.private_files import owner_only_umask
@@ -131,12 +130,9 @@ def _worker_main(argv: Sequence[str] | None, prog: str) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        settings = Settings.from_env()
-        closed = settings.secure_data_dir()
+        settings = start_settings()
     except ConfigError as err:
         return out.error(str(err), EXIT_USAGE)
-    if closed:
-        warn(closed)
     runtime, address = None, None
     if args.metrics_port:
         from app.temporal import metrics_runtime
