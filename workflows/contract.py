@@ -8,18 +8,33 @@ only in ways that old histories and old clients still validate against.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from activities.ledger_activities import AccountId, Amount, Note, Operator
 from ledger import EXTERNAL_ACCOUNT, Receipt, SameAccount
 from ledger.shown import quoted
 from workflows import banks
+from workflows.status import (
+    DEFAULT_COMPENSATION_RETRY_WINDOW_SECONDS as DEFAULT_COMPENSATION_RETRY_WINDOW_SECONDS,
+)
 from workflows.status import DEFAULT_DEADLINE_SECONDS as DEFAULT_DEADLINE_SECONDS
 from workflows.status import FINAL_STATUSES as FINAL_STATUSES
+from workflows.status import (
+    MAX_COMPENSATION_RETRY_WINDOW_SECONDS as MAX_COMPENSATION_RETRY_WINDOW_SECONDS,
+)
 from workflows.status import MAX_DEADLINE_SECONDS as MAX_DEADLINE_SECONDS
+from workflows.status import MAX_SCHEDULE_AHEAD_DAYS as MAX_SCHEDULE_AHEAD_DAYS
 from workflows.status import StepStatus as StepStatus
 from workflows.status import TransferStatus as TransferStatus
 
@@ -60,9 +75,22 @@ class TransferRequest(_HandWritten):
     source_account: AccountId
     destination_account: AccountId
     amount: Amount
-    #: If the transfer has not completed this many seconds after it started,
-    #: it stops and compensates.
+    #: If the transfer has not completed this many seconds after it started
+    #: (after `execute_at`, if dated ahead), it stops and compensates.
     deadline_seconds: int = Field(default=DEFAULT_DEADLINE_SECONDS, ge=1, le=MAX_DEADLINE_SECONDS)
+    #: When to move the money (timezone-aware); absent or past means now.
+    #: Until then the transfer is ``scheduled`` and posts nothing. At most
+    #: `MAX_SCHEDULE_AHEAD_DAYS` after the transfer starts.
+    execute_at: AwareDatetime | None = None
+    #: A compensation that fails for good parks the transfer for an operator;
+    #: it also retries by itself, on a backoff of durable timers, for this
+    #: many seconds from when it parked (0: only operators retry). After
+    #: that the transfer is overdue.
+    compensation_retry_window_seconds: int = Field(
+        default=DEFAULT_COMPENSATION_RETRY_WINDOW_SECONDS,
+        ge=0,
+        le=MAX_COMPENSATION_RETRY_WINDOW_SECONDS,
+    )
     #: With several banks: the bank of each account (named by its account
     #: number, see `workflows.banks`); each step runs on its bank's task
     #: queue. Without: every step runs on the workflow's own task queue.
@@ -160,6 +188,16 @@ class TransferState(BaseModel):
     #: A resolve failed part-way: its settlement may have posted at a bank,
     #: so only `resolve` (idempotent) may finish the transfer, never `retry`.
     settlement_begun: bool = False
+    #: When the transfer first parked in ``needs_attention``.
+    parked_since: datetime | None = None
+    #: Parked: the pending compensations retry by themselves until then.
+    retry_until: datetime | None = None
+    #: Parked: when the next automatic retry runs (None: no more).
+    next_retry_at: datetime | None = None
+    #: Automatic retries run so far.
+    automatic_retries: int = 0
+    #: Parked past `retry_until`: only an operator can settle it now.
+    overdue: bool = False
 
     def step(self, name: str) -> StepState:
         """The step called `name` (KeyError if it has not been added)."""

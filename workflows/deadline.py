@@ -21,9 +21,18 @@ with workflow.unsafe.imports_passed_through():
 WAITED_FOR_A_WORKER = timedelta(seconds=1)
 
 
+class DeadlinePassed(Exception):
+    """The deadline passed between two forward steps."""
+
+
 def deadline_of(request: TransferRequest) -> datetime:
-    """`deadline_seconds` after the client started the transfer (not after a worker took it)."""
+    """`deadline_seconds` after the client started the transfer (not after a worker took it).
+
+    After `execute_at` for a transfer dated ahead (`workflows.scheduled`).
+    """
     started, first_task = workflow.info().workflow_start_time, workflow.now()
+    if request.execute_at is not None and request.execute_at > started:
+        return request.execute_at + timedelta(seconds=request.deadline_seconds)
     if first_task - started > WAITED_FOR_A_WORKER and workflow.patched(patches.DEADLINE_FROM_START):
         return started + timedelta(seconds=request.deadline_seconds)
     return first_task + timedelta(seconds=request.deadline_seconds)

@@ -25,6 +25,7 @@ class TransferMetrics:
         names = {TransferStatus.RUNNING: "started"} | {
             status: status.value
             for status in (
+                TransferStatus.SCHEDULED,
                 TransferStatus.COMPLETED,
                 TransferStatus.COMPENSATED,
                 TransferStatus.NEEDS_ATTENTION,
@@ -55,8 +56,12 @@ class TransferMetrics:
         if status == TransferStatus.COMPENSATING and self._compensating_since is None:
             self._compensating_since = now
         if status in FINAL_STATUSES:
-            # From the client's start, time spent waiting for a worker included.
-            self._duration.record(now - workflow.info().workflow_start_time)
+            # From the client's start (or the date it was due, if dated
+            # ahead), time spent waiting for a worker included.
+            began = workflow.info().workflow_start_time
+            if request.execute_at is not None:
+                began = max(began, request.execute_at)
+            self._duration.record(now - began)
             if self._compensating_since is not None:
                 self._compensation_duration.record(now - self._compensating_since)
         if status == TransferStatus.COMPLETED:

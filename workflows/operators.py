@@ -13,16 +13,16 @@ kept in the transfer's state.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Literal
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import LedgerActivities, SettleInput, SettleResult
+    from activities import LedgerActivities
     from activities.ledger_activities import OperatorActionInput
     from ledger import EXTERNAL_ACCOUNT
     from workflows import patches
@@ -31,17 +31,16 @@ with workflow.unsafe.imports_passed_through():
         OperatorAction,
         ResolveRequest,
         RetryRequest,
-        StepError,
-        StepState,
         TransferState,
         TransferStatus,
     )
+    from workflows.retries import RETRY_ATTEMPT, AutomaticRetries
     from workflows.saga import CompensationError, Saga
+    from workflows.settlement import banks_touched, settle
     from workflows.steps import (
+        COMPENSATION,
         OPERATOR_RECORD,
-        SETTLEMENT,
         StepFailed,
-        StepOptions,
         StepTracker,
         describe_failure,
     )
@@ -49,12 +48,6 @@ with workflow.unsafe.imports_passed_through():
 #: Who the operator log names when a request did not say (one sent before
 #: requests carried the operator, say).
 UNKNOWN_OPERATOR = "unknown (not given)"
-
-#: The steps whose postings a manual settlement looks at.
-LEDGER_STEPS = ["debit", "credit", "reverse_debit", "reverse_credit"]
-
-#: Runs one step and keeps its `StepState` current (the transfer's `_run_step`).
-RunStep = Callable[[StepState, Any, BaseModel, StepOptions, str | None], Awaitable[Any]]
 
 
 @dataclass
@@ -95,6 +88,10 @@ class OperatorDesk:
         self._steps = steps
         self._set_status = set_status
         self._action: PendingAction | None = None
+        #: Set when the transfer first parks (unless it parked before
+        #: automatic retries existed: `patches.COMPENSATION_RETRIES`).
+        self._retries: AutomaticRetries | None = None
+        self._parked = False
 
     # -- the update handlers' side ------------------------------------------------
 
@@ -144,15 +141,21 @@ class OperatorDesk:
     # -- the main loop's side -----------------------------------------------------
 
     async def compensate_until_settled(self) -> None:
-        """Run the owed compensations; if one fails for good, park until an operator settles.
+        """Run the owed compensations; if one fails for good, park until settled.
 
         Parked, the transfer waits for the next recorded operator action:
         `retry` runs the owed compensations again, `resolve` settles by hand.
+        Meanwhile it retries them by itself now and then (`workflows.retries`).
         """
         failure = await self._try_compensate()
         while failure is not None:
             self._park(failure)
             action = await self.next_recorded()
+            while action is None:  # an automatic retry is due; still parked
+                failure = await self._retry_automatically()
+                if failure is None:
+                    return
+                action = await self.next_recorded()
             if action.action == "retry":
                 self._set_status(TransferStatus.COMPENSATING)
                 failure = await self._try_compensate()
@@ -175,6 +178,26 @@ class OperatorDesk:
                         self._state.settlement_begun = True
             action.done = True
 
+    async def _retry_automatically(self) -> CompensationError | None:
+        """One automatic retry of the pending compensations, each a short activity."""
+        assert self._retries is not None
+        self._retries.attempting()
+        self._steps.compensation = RETRY_ATTEMPT
+        try:
+            failure = await self._try_compensate()
+        finally:
+            self._steps.compensation = COMPENSATION
+        if failure is None:
+            self._state.next_retry_at = None
+            workflow.logger.info(
+                "Automatic retry %d: compensations completed", self._state.automatic_retries
+            )
+            return None
+        self._show(failure)
+        self._retries.failed()
+        self._steps.refresh_details()
+        return failure
+
     async def _try_compensate(self) -> CompensationError | None:
         try:
             await self._saga.compensate()
@@ -185,22 +208,36 @@ class OperatorDesk:
         return None
 
     def _park(self, failure: CompensationError) -> None:
-        self._state.compensation_errors = [describe_failure(f.error) for f in failure.failures]
-        # Once a settlement by hand has begun, no compensation will run again.
-        self._state.pending_compensations = [] if self._state.settlement_begun else failure.pending
+        self._show(failure)
+        first = not self._parked
+        self._parked = True
+        if first and workflow.patched(patches.COMPENSATION_RETRIES):
+            self._retries = AutomaticRetries(self._state)
+            self._retries.begin()
         self._set_status(TransferStatus.NEEDS_ATTENTION)
         workflow.logger.warning(
             "Transfer needs attention: %s; pending %s", describe_failures(failure), failure.pending
         )
 
-    async def next_recorded(self) -> PendingAction:
+    def _show(self, failure: CompensationError) -> None:
+        """Keep why the compensations failed, and which are still owed, in the state."""
+        self._state.compensation_errors = [describe_failure(f.error) for f in failure.failures]
+        # Once a settlement by hand has begun, no compensation will run again.
+        self._state.pending_compensations = [] if self._state.settlement_begun else failure.pending
+
+    async def next_recorded(self) -> PendingAction | None:
         """The next operator action, once the ledger has recorded who acts and why.
 
         An action the ledger could not record is not carried out: it is
         logged as such and the transfer stays parked for the next one.
+        None when an automatic retry is due first.
         """
         while True:
-            await workflow.wait_condition(lambda: self._action is not None)
+            wait = self._retries.wait() if self._retries is not None else None
+            if wait is None:
+                await workflow.wait_condition(lambda: self._action is not None)
+            elif not await self._operator_within(wait):
+                return None
             action, self._action = self._action, None
             assert action is not None
             failure = await self._record(action)
@@ -208,6 +245,21 @@ class OperatorDesk:
                 return action
             self.log(action, f"not carried out: {failure}")
             action.done = True
+
+    async def _operator_within(self, wait: timedelta) -> bool:
+        """Whether an operator acts within `wait` (a durable timer)."""
+        if wait <= timedelta(0):
+            return self._action is not None
+        assert self._retries is not None
+        try:
+            await workflow.wait_condition(
+                lambda: self._action is not None,
+                timeout=wait,
+                timeout_summary=self._retries.timer_summary(),
+            )
+        except TimeoutError:
+            return False
+        return True
 
     def log(self, action: PendingAction, outcome: str) -> None:
         """Keep the action and its outcome in the transfer's state and the worker's log."""
@@ -253,44 +305,6 @@ class OperatorDesk:
                 where = f" at {bank}" if transfer.cross_bank else ""
                 return f"recording it in the ledger{where} failed: {failed.error.message}"
         return None
-
-
-def banks_touched(state: TransferState) -> list[str | None]:
-    """The source bank, and the destination bank if the transfer crosses banks."""
-    transfer = state.request
-    at = [transfer.source_bank]
-    if transfer.cross_bank:
-        at.append(transfer.destination_bank)
-    return at
-
-
-async def settle(state: TransferState, request: ResolveRequest, run_step: RunStep) -> bool:
-    """Move what the transfer left in clearing at each of its banks to `settle_to`.
-
-    Each bank's settlement is an operator step in the transfer's state. False
-    if one failed: it may have posted at an earlier bank, so only another
-    resolve (idempotent) may finish the transfer.
-    """
-    cross_bank = state.request.cross_bank
-    for bank in banks_touched(state):
-        name = f"settle_manually at {bank}" if cross_bank else "settle_manually"
-        step = StepState(name=name, kind="operator")
-        state.steps.append(step)
-        try:
-            result: SettleResult = await run_step(
-                step,
-                LedgerActivities.settle_manually,
-                SettleInput(
-                    source_steps=LEDGER_STEPS, to_account=request.settle_to, note=request.note
-                ),
-                SETTLEMENT,
-                bank,
-            )
-        except StepFailed:
-            return False
-        if result.receipt is None:
-            step.error = StepError(type="NothingToSettle", message="Clearing held nothing")
-    return True
 
 
 def describe_failures(failure: CompensationError) -> str:

@@ -46,6 +46,13 @@ RESOLVED_AFTER_CANCEL = "resolved-after-cancel"
 #: Without it, a transfer replays with the deadline it started with.
 DEADLINE_FROM_START = "deadline-from-workflow-start"
 
+#: A parked transfer also retries its pending compensations by itself, on a
+#: backoff of workflow timers within its retry window, and records when it
+#: parked (the ``ParkedSince`` and ``RetryUntil`` search attributes).
+#: Checked when a transfer first parks, so the happy path records no marker.
+#: Without it, a parked transfer waits for operators only, as it did.
+COMPENSATION_RETRIES = "compensations-retry-by-themselves"
+
 #: Every id above, for tests that check each is documented and used.
 ALL = (
     OPERATOR_LOG,
@@ -53,4 +60,5 @@ ALL = (
     FOREIGN_POSTINGS,
     RESOLVED_AFTER_CANCEL,
     DEADLINE_FROM_START,
+    COMPENSATION_RETRIES,
 )

@@ -14,11 +14,21 @@ from enum import StrEnum
 DEFAULT_DEADLINE_SECONDS = 300
 MAX_DEADLINE_SECONDS = 7 * 24 * 3600
 
+#: How far ahead a transfer may be dated (`execute_at`): a year and a day,
+#: enough for any annual payment; further is refused before anything starts.
+MAX_SCHEDULE_AHEAD_DAYS = 366
+
+#: How long a parked transfer retries its compensations by itself, by
+#: default, before it is overdue for an operator; and the most it may ask for.
+DEFAULT_COMPENSATION_RETRY_WINDOW_SECONDS = 3 * 24 * 3600
+MAX_COMPENSATION_RETRY_WINDOW_SECONDS = 30 * 24 * 3600
+
 
 class TransferStatus(StrEnum):
     """Where a transfer stands."""
 
     PENDING = "pending"
+    SCHEDULED = "scheduled"  # dated ahead (`execute_at`): waits, nothing posted yet
     RUNNING = "running"
     COMPLETED = "completed"
     COMPENSATING = "compensating"

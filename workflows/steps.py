@@ -272,6 +272,9 @@ class StepTracker:
     def __init__(self, state: TransferState, runner: StepRunner) -> None:
         self.runner = runner
         self._state = state
+        #: The options compensations run with now (an automatic retry of a
+        #: parked transfer's compensations uses shorter ones).
+        self.compensation = COMPENSATION
 
     def refresh_details(self) -> None:
         """Show the transfer's state in the Web UI's current details."""

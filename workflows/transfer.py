@@ -7,9 +7,10 @@ can die between any two lines and the transfer still settles exactly once.
 Read `TransferWorkflow.run`, then `_forward_steps` and `_unwind`: that is the
 whole pattern. Every transfer ends completed, compensated, cancelled (and
 compensated), or resolved by an operator: a compensation that cannot succeed
-parks it in ``needs_attention`` until an operator acts (`workflows.operators`).
-Elsewhere: `contract` (what clients see), `steps` (timeouts, retries, where
-a step runs), `saga` (the compensation stack), `deadline`, `patches`, `metrics`, `visibility`.
+parks it in ``needs_attention``, retrying by itself (`retries`) until an
+operator acts (`operators`). Elsewhere: `contract` (what clients see), `steps`
+(timeouts, retries, where a step runs), `saga` (the compensation stack),
+`scheduled` (dated ahead), `deadline`, `patches`, `metrics`, `visibility`.
 """
 
 from __future__ import annotations
@@ -40,13 +41,13 @@ with workflow.unsafe.imports_passed_through():
         TransferState,
         TransferStatus,
     )
-    from workflows.deadline import deadline_exceeded, deadline_of, never_scheduled
+    from workflows.deadline import DeadlinePassed, deadline_exceeded, deadline_of, never_scheduled
     from workflows.metrics import TransferMetrics
     from workflows.operators import OperatorDesk, PendingAction, current_update_id
     from workflows.saga import Saga, run_shielded
+    from workflows.scheduled import wait_until_due
     from workflows.steps import (
         CANCELLED,
-        COMPENSATION,
         FORWARD,
         RemoteSteps,
         StepFailed,
@@ -71,10 +72,6 @@ class Stop:
     reason: StopReason
     error: StepError
     cause: BaseException
-
-
-class _DeadlineExceeded(Exception):
-    """The deadline passed between two forward steps."""
 
 
 @workflow.defn(name=WORKFLOW_NAME, failure_exception_types=[ValidationError])
@@ -106,20 +103,19 @@ class TransferWorkflow:
         self._steps = StepTracker(self._state, self.runner)
         self._desk = OperatorDesk(self._state, self._saga, self._steps, self._set_status)
         self._metrics = TransferMetrics()
-        #: Forward steps whose compensation has nothing to undo, and why: the
-        #: deadline passed before they were scheduled (NeverScheduled), no
-        #: worker ever started them (NeverStarted), or their key holds another
-        #: transfer's posting, this id having been used before (ForeignPostings).
+        #: Forward steps whose compensation has nothing to undo, and why
+        #: (NeverScheduled, NeverStarted, ForeignPostings: see `nothing_to_undo`).
         self._nothing_to_undo: dict[str, StepError] = {}
 
     @workflow.run
     async def run(self, request: TransferRequest) -> TransferResult:
         """Move `request.amount` from source to destination, exactly once or not at all."""
         self._deadline = deadline_of(request)
+        await wait_until_due(self._state, self._set_status)  # dated ahead: scheduled until then
         self._set_status(TransferStatus.RUNNING)
         try:
             debit, credit = await self._forward_steps(request)
-        except (StepFailed, asyncio.CancelledError, _DeadlineExceeded) as err:
+        except (StepFailed, asyncio.CancelledError, DeadlinePassed) as err:
             stop = self._stop(err)
             await self._unwind(stop)
             if stop.reason is StopReason.CANCELLED and (
@@ -170,7 +166,7 @@ class TransferWorkflow:
     def _stop(self, err: BaseException) -> Stop:
         """Why the forward steps stopped: a step's failure, the deadline, or a cancel."""
         deadline = deadline_exceeded(self._state.request)
-        if isinstance(err, _DeadlineExceeded):
+        if isinstance(err, DeadlinePassed):
             return Stop(StopReason.DEADLINE, deadline, err)
         if isinstance(err, StepFailed) and not err.cancelled:
             if err.timed_out and workflow.now() >= self._deadline:
@@ -198,7 +194,8 @@ class TransferWorkflow:
                 "Cancellation requested while compensating: finishing first"
             ),
         )
-        if self._state.status == TransferStatus.COMPENSATING:
+        # Still parked if an automatic retry settled it (`workflows.retries`).
+        if self._state.status in (TransferStatus.COMPENSATING, TransferStatus.NEEDS_ATTENTION):
             cancelled = stop.reason is StopReason.CANCELLED
             self._set_status(TransferStatus.CANCELLED if cancelled else TransferStatus.COMPENSATED)
         # Let update callers receive their answers before the workflow closes.
@@ -214,7 +211,7 @@ class TransferWorkflow:
             why = never_scheduled(name)
             if why is not None:
                 self._nothing_to_undo[name] = why
-            raise _DeadlineExceeded()
+            raise DeadlinePassed()
         try:
             result: StepResult = await self._steps.run(
                 self._state.step(name), activity, step, FORWARD.within(left), bank
@@ -241,7 +238,8 @@ class TransferWorkflow:
             state.error = skipped
             self._steps.refresh_details()
             return
-        result: StepResult = await self._steps.run(state, activity, step, COMPENSATION, bank)
+        options = self._steps.compensation
+        result: StepResult = await self._steps.run(state, activity, step, options, bank)
         if result.receipt.kind != PostingKind.VOID:
             # A void means the step never applied: it stays failed (or
             # skipped). A real reversal means it had applied: now undone.
@@ -261,15 +259,17 @@ class TransferWorkflow:
     def _set_status(self, status: TransferStatus) -> None:
         """Change status everywhere it shows: state, search attribute, details, metrics.
 
-        A client of ours starts the transfer with all four search attributes
-        and ``running``, so a completed transfer upserts once, at the end. A
-        transfer started without them (from the plain `temporal` CLI, say)
-        sets them all when it starts running.
+        Our clients start a transfer with its search attributes (status
+        ``running``, or ``scheduled``), so a completed transfer upserts once, at
+        the end; one started without them sets them all when it starts.
         """
         self._state.status = status
-        if status != TransferStatus.RUNNING:
+        shown = workflow.info().typed_search_attributes.get(visibility.TRANSFER_STATUS)
+        if status not in (TransferStatus.RUNNING, TransferStatus.SCHEDULED) or (
+            shown is not None and shown != status.value
+        ):
             workflow.upsert_search_attributes([visibility.TRANSFER_STATUS.value_set(status.value)])
-        elif workflow.info().typed_search_attributes.get(visibility.TRANSFER_STATUS) is None:
+        elif shown is None:
             workflow.upsert_search_attributes(
                 visibility.search_attribute_updates(self._state.request, status)
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,10 @@ TRANSFER_STATUS = SearchAttributeKey.for_keyword("TransferStatus")
 SOURCE_ACCOUNT = SearchAttributeKey.for_keyword("SourceAccount")
 DESTINATION_ACCOUNT = SearchAttributeKey.for_keyword("DestinationAccount")
 TRANSFER_AMOUNT = SearchAttributeKey.for_float("TransferAmount")
+#: Set when a transfer first parks for an operator, with the end of its
+#: automatic retries: `starter.py list --overdue` finds those past it.
+PARKED_SINCE = SearchAttributeKey.for_datetime("ParkedSince")
+RETRY_UNTIL = SearchAttributeKey.for_datetime("RetryUntil")
 
 #: Every search attribute a transfer sets, for registration on a server.
 SEARCH_ATTRIBUTES: Sequence[SearchAttributeKey[Any]] = [
@@ -34,6 +39,8 @@ SEARCH_ATTRIBUTES: Sequence[SearchAttributeKey[Any]] = [
     SOURCE_ACCOUNT,
     DESTINATION_ACCOUNT,
     TRANSFER_AMOUNT,
+    PARKED_SINCE,
+    RETRY_UNTIL,
 ]
 
 
@@ -84,6 +91,9 @@ def current_details(state: TransferState) -> str:
     messages, operators' names and notes) is escaped, so it shows as written.
     """
     lines = [f"**Status:** {state.status}", ""]
+    due = state.request.execute_at
+    if state.status == "scheduled" and due is not None:
+        lines += [f"**Scheduled for:** {_when(due)} (nothing posted until then)", ""]
     if state.error is not None:
         lines += [f"**Reason:** {_escaped(state.error.message)} (`{state.error.type}`)", ""]
     if state.pending_compensations:
@@ -93,12 +103,41 @@ def current_details(state: TransferState) -> str:
             + " (`starter.py retry` or `starter.py resolve`)",
             "",
         ]
+    if state.status == "needs_attention":
+        lines += _retry_lines(state)
     lines += ["**Steps:**", ""]
     lines += [_step_item(step) for step in state.steps]
     if state.operator_actions:
         lines += ["", "**Operator actions:**", ""]
         lines += [_action_item(action) for action in state.operator_actions]
     return "\n".join(lines)
+
+
+def _retry_lines(state: TransferState) -> list[str]:
+    """When a parked transfer retries by itself next, or since when it is overdue."""
+    if state.parked_since is None:
+        return []  # parked before automatic retries existed
+    since = f"parked since {_when(state.parked_since)}"
+    tried = f", {state.automatic_retries} automatic retries so far"
+    if state.overdue:
+        return [
+            f"**Overdue:** {since}{tried}; retried by itself until {_when(state.retry_until)}",
+            "",
+        ]
+    if state.next_retry_at is not None:
+        return [
+            f"**Retrying by itself:** next at {_when(state.next_retry_at)}, until "
+            f"{_when(state.retry_until)} ({since}{tried})",
+            "",
+        ]
+    return [f"**Parked:** {since}{tried}", ""]
+
+
+def _when(moment: datetime | None) -> str:
+    """`2026-12-24 09:00:00 UTC`."""
+    if moment is None:
+        return "unknown"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _step_item(step: StepState) -> str:

@@ -29,6 +29,7 @@ from tests.support.transfers import new_id, park
 from tests.support.workers import transfer_worker
 from workflows.contract import ResolveRequest, RetryRequest, TransferRequest, TransferResult
 from workflows.low_latency import LowLatencyTransferWorkflow
+from workflows.patches import COMPENSATION_RETRIES
 from workflows.patches import OPERATOR_LOG as OPERATOR_LOG_PATCH
 from workflows.patches import SETTLEMENT_BEGUN as SETTLEMENT_BEGUN_PATCH
 from workflows.transfer import TransferWorkflow
@@ -138,8 +139,11 @@ async def test_a_history_with_the_operator_log_replays(client: Client, store: Le
         for e in events
         if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
     ]
-    assert ["core_patch"] == [m.marker_name for m in markers]
-    assert OPERATOR_LOG_PATCH.encode() in markers[0].details["patch-data"].payloads[0].data
+    assert ["core_patch", "core_patch"] == [m.marker_name for m in markers]
+    patched = [m.details["patch-data"].payloads[0].data for m in markers]
+    # Parking records the automatic retries' marker, then the operator's action the log's.
+    assert COMPENSATION_RETRIES.encode() in patched[0]
+    assert OPERATOR_LOG_PATCH.encode() in patched[1]
     logged = [
         e
         for e in events
