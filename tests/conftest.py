@@ -11,13 +11,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from app.temporal import (
     DEV_SERVER_TUNING,
-    register_search_attributes,
     temporal_cli,
-    time_skipping_server,
 )
 from ledger import LedgerStore, open_store
 from ledger.postgres import PostgresLedgerStore
 from tests.keys import TEST_CONVERTER, TEST_KEYS
+from tests.support import skipping
 from tests.support.ledgers import POSTGRES_URL, open_accounts, postgres_schema_url
 from workflows.visibility import SEARCH_ATTRIBUTES
 
@@ -39,14 +38,19 @@ def postgres_url() -> str:
     return POSTGRES_URL
 
 
+@pytest.fixture(autouse=True)
+async def _no_workflow_left_running(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Terminate what a test left running on the time-skipping server (see StartedWorkflows)."""
+    yield
+    if "env" in request.fixturenames:
+        environment: WorkflowEnvironment = request.getfixturevalue("env")
+        await skipping.LEFT_RUNNING.terminate_running(environment.client)
+
+
 @pytest.fixture(scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """One time-skipping test server for the whole session (installed binary, offline)."""
-    environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=TEST_CONVERTER,
-        test_server_existing_path=time_skipping_server(),
-    )
-    await register_search_attributes(environment.client)
+    environment = await skipping.time_skipping_server()
     try:
         yield environment
     finally:
@@ -98,3 +102,12 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger
     if isinstance(ledger, PostgresLedgerStore):
         ledger.drop_schema()
     ledger.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """After the run: the simulated and the wall time of each time-skipping test."""
+    lines = skipping.report()
+    if lines:
+        terminalreporter.section("time skipped: simulated vs wall time")
+        for line in lines:
+            terminalreporter.write_line(line)
