@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from ledger.shown import quoted
 
 #: Each unit at most once, largest first: `1d`, `2h`, `15m`, `30s`, `1h30m`, `1d12h`.
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.IGNORECASE)
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.IGNORECASE | re.ASCII)
 _UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
 #: Enough digits for any duration `timedelta` holds, few enough to refuse a megabyte of them.
 _MAX_DIGITS = 15
