@@ -205,7 +205,27 @@ async def test_a_run_refused_for_insufficient_funds_shows_why_in_describe_and_li
             "compensated: Insufficient funds: 200.00 < 300.00 [InsufficientFunds]"
         ), line
         assert f"  {order}  paused  300.00 ACC-002 -> ACC-003, every 2s; last: " in line
-    assert Decimal("200.00") == balances(store)["ACC-002"]
+        # Bob is paid 300.00, then the refused period is started again: it stays
+        # refused (its debit was voided), so it can never pay late by accident.
+        store.debit("top-up/debit", "ACC-001", Decimal(300))
+        store.credit("top-up/credit", "ACC-002", Decimal(300))
+        await handle.backfill(
+            ScheduleBackfill(
+                start_at=description.info.recent_actions[1].scheduled_at - timedelta(seconds=1),
+                end_at=description.info.recent_actions[1].scheduled_at,
+            )
+        )
+        again = await settled(handle, runs=description.info.num_actions + 1)
+        assert second == run_ids(again)[-1]
+        code, out, _ = await run_cli_async(server_env, "schedule", "describe", order, "--json")
+        rerun = json.loads(out)["runs"][-1]
+        assert (second, "compensated", "StepVoided") == (
+            rerun["transfer_id"], rerun["status"], rerun["error"]["type"]
+        )  # fmt: skip
+        assert {(first, "debit"): 1, (first, "credit"): 1} == {
+            key: n for key, n in postings(store, order).items() if key[1] in ("debit", "credit")
+        }
+    assert Decimal("500.00") == balances(store)["ACC-002"]
     await handle.delete()
 
 
