@@ -2,7 +2,7 @@
 
 A standing order is a transfer repeated on a Temporal Schedule
 (`app.schedules`; docs/operating.md#standing-orders). Everything a person
-can get wrong is refused here, in one line, before Temporal is called.
+can get wrong is refused in one line before anything is created.
 """
 
 from __future__ import annotations
@@ -96,25 +96,28 @@ def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
     when.add_argument(
         "--cron", metavar="EXPR", help='minute hour day month weekday, in UTC: "0 9 1 * *"'
     )
-    for flag, what in (("--start-at", "first"), ("--end-at", "last")):
+    for flag, what in (("--start-at", "before"), ("--end-at", "after")):
         create.add_argument(
             flag,
             type=_flag(parse_instant),
             metavar="TIME",
-            help=f"no run before/after it ({what}); ISO 8601 with Z or an offset",
+            help=f"no run {what} it; ISO 8601 with Z or an offset (2027-01-01T09:00:00Z)",
         )
     add_command(actions, "list", Args, _list, help="every standing order and its last run")
+    describe = add_command(
+        actions, "describe", OneOrder, _describe, help="spec, policy, next and recent runs"
+    )
+    describe.add_argument("order_id", metavar="ID")
+    pause = add_command(actions, "pause", PauseOrder, _pause, help="stop the runs until unpaused")
+    pause.add_argument("order_id", metavar="ID")
+    pause.add_argument("--note", help="why, shown by describe")
     for name, handler, help_text in (
-        ("describe", _describe, "spec, policy, next runs and recent runs with outcomes"),
         ("unpause", _unpause, "resume the runs"),
         ("trigger", _trigger, "one run now, with its own transfer id"),
         ("delete", _delete, "remove the order (runs already started go on)"),
     ):
         action = add_command(actions, name, OneOrder, handler, help=help_text)
         action.add_argument("order_id", metavar="ID")
-    pause = add_command(actions, "pause", PauseOrder, _pause, help="stop the runs until unpaused")
-    pause.add_argument("order_id", metavar="ID")
-    pause.add_argument("--note", help="why, shown by describe")
 
 
 def validate_order_id(order_id: str) -> str:
