@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from app.cli import accounts, demo, fleet, operators, security, transfers
+from app.cli import accounts, demo, fleet, operators, schedules, security, transfers
 from app.cli.commands import (
     Command,
     CommandParser,
@@ -31,6 +31,7 @@ def starter_parser(prog: str = "starter.py") -> CommandParser:
     transfers.add_commands(commands)
     operators.add_commands(commands)
     fleet.add_commands(commands)
+    schedules.add_commands(commands)
     demo.add_commands(commands)
     operators.add_log_command(commands)
     security.add_commands(commands)
