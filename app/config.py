@@ -1,12 +1,14 @@
-"""Settings from the environment: the one place that reads it.
+"""Settings from the environment: with `app.telemetry_settings`, the only place that reads it.
 
 Temporal connection settings (address, namespace, API key, TLS, profiles)
 are Temporal's own environment configuration, read by the SDK's
-`temporalio.envconfig`; the rest is ours.
+`temporalio.envconfig`; the rest is ours. The worker's logs and metrics
+endpoint are read in `app.telemetry_settings`, before these.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Mapping
@@ -21,6 +23,7 @@ from app.keys import (
     read_key_file,
     write_key_file,
 )
+from app.logs import status
 from app.private_files import UnsafeFile, read_private_file, secure_data_dir, write_private_file
 from ledger import LedgerStore, open_store
 from workflows.banks import DEFAULT_TASK_QUEUE, InvalidBankName, bank_of, validate_bank_name
@@ -35,6 +38,7 @@ CODEC_TOKEN_FILE_NAME = "codec-token"
 #: A bank's clearing account holds its transfers in flight and, net, what it
 #: owes or is owed by the other banks for completed cross-bank transfers.
 BANK_CLEARING_OWNER = "Clearing and settlement"
+logger = logging.getLogger(__name__)
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
@@ -180,10 +184,10 @@ class Settings:
             )
         ring = generate_ring()
         write_key_file(self.key_file, ring)
-        print(
+        status(
+            logger,
             f"Generated encryption key {ring.current} in {self.key_file} (owner-only). "
             "Keep it: what Temporal stored under it is unreadable without it.",
-            flush=True,
         )
         return ring
 
@@ -240,8 +244,6 @@ class Settings:
 
     def workflow_url(self, namespace: str, workflow_id: str) -> str:
         """The Web UI page of one workflow."""
-        from urllib.parse import quote
-
         return (
             f"{self.ui_url}/namespaces/{quote(namespace)}/workflows/{quote(workflow_id, safe='')}"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import sys
 import sysconfig
@@ -11,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from temporalio import activity, workflow
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -19,13 +21,22 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.config import DEFAULT_ADDRESS, DEFAULT_UI_PORT, Settings
 from app.dev_server import LOG_FILE_NAME, DevServerFailed, dev_server_args, running_dev_server
 from app.encryption import encrypted_converter
+from app.logs import CORE_LOGGER, status
 from app.private_files import PRIVATE_DIR_MODE
+from app.telemetry_settings import TelemetrySettings
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 #: Settings for the embedded dev server, each measured by `make bench`
@@ -43,6 +54,9 @@ DEV_SERVER_TUNING = [
     *("--sqlite-pragma", "journal_mode=wal"),
     *("--sqlite-pragma", "synchronous=normal"),
 ]
+
+
+logger = logging.getLogger(__name__)
 
 
 class ServerUnavailable(Exception):
@@ -168,9 +182,9 @@ async def server_client(
         )
     settings.data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     log = settings.data_dir / LOG_FILE_NAME
-    print(
+    status(
+        logger,
         f"Starting the embedded Temporal dev server (Web UI {settings.ui_url}; its log: {log}) ...",
-        flush=True,
     )
     ui_codec = ["--ui-codec-endpoint", settings.codec_url] if settings.encryption else []
     args = dev_server_args(
@@ -224,13 +238,41 @@ async def register_search_attributes(client: Client) -> tuple[list[str], list[st
     return sorted(missing), sorted(set(wanted) - set(missing))
 
 
-def metrics_runtime(host: str, port: int) -> Runtime:
-    """An SDK runtime that serves Prometheus metrics (the SDK's and ours) on host:port."""
-    return Runtime(
-        telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(bind_address=f"{host}:{port}", durations_as_seconds=True)
-        )
+#: The SDK core's levels for Python's (it has no CRITICAL).
+_CORE_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN"}
+
+
+def worker_runtime(telemetry: TelemetrySettings, *, metrics_host: str) -> Runtime:
+    """The worker's SDK runtime: the core's logs in Python logging, metrics if asked.
+
+    Without it the core writes its lines to the terminal itself, in a format of its
+    own; forwarded to `app.logs.CORE_LOGGER` they come out as every other
+    record does (its target and fields kept on the record), from the
+    worker's level on. With `telemetry.metrics_port` it serves Prometheus
+    metrics (the SDK's and ours) on metrics_host:port. In the JSON format the
+    workflow and activity loggers stop appending their context to the
+    message: each line carries it as fields.
+    """
+    json_lines = telemetry.log_format == "json"
+    workflow.logger.workflow_info_on_message = not json_lines
+    activity.logger.activity_info_on_message = not json_lines
+    core_level = _CORE_LEVELS.get(telemetry.log_level, "ERROR")
+    logs = LoggingConfig(
+        filter=TelemetryFilter(core_level=core_level, other_level="ERROR"),
+        forwarding=LogForwardingConfig(
+            logger=logging.getLogger(CORE_LOGGER),
+            append_target_to_name=False,
+            prepend_target_on_message=False,
+            append_log_fields_to_message=False,
+        ),
     )
+    port = telemetry.metrics_port
+    metrics = (
+        PrometheusConfig(bind_address=f"{metrics_host}:{port}", durations_as_seconds=True)
+        if port
+        else None
+    )
+    return Runtime(telemetry=TelemetryConfig(logging=logs, metrics=metrics))
 
 
 async def missing_search_attributes(client: Client) -> list[str] | None:

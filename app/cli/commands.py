@@ -148,10 +148,11 @@ def add_command(
     return parser
 
 
-def start_settings() -> Settings:
+def start_settings(say: Callable[[str], None] = warn) -> Settings:
     """The settings every entry point starts from, its data directory closed to others.
 
-    Says on stderr, once, when a data directory open to others was closed.
+    Says so, once, when a data directory open to others was closed: with
+    `say`, on stderr by default (the worker logs it).
 
     Raises:
         ConfigError: A setting is wrong, or the data directory is open to
@@ -160,5 +161,5 @@ def start_settings() -> Settings:
     settings = Settings.from_env()
     closed = settings.secure_data_dir()
     if closed:
-        warn(closed)
+        say(closed)
     return settings

@@ -20,7 +20,9 @@ from app.cli.output import (
     guard,
 )
 from app.config import ConfigError, Settings
+from app.logs import configure_logging, configured, status
 from app.private_files import owner_only_umask
+from app.telemetry_settings import LOG_LEVELS, TelemetrySettings
 from workflows.banks import bank_task_queue
 
 if TYPE_CHECKING:  # imported when the worker starts: `--help` and `--version` need no Temporal
@@ -28,6 +30,8 @@ if TYPE_CHECKING:  # imported when the worker starts: `--help` and `--version` n
 
     from app.keys import KeyRing
     from app.worker import StopSignals
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class WorkerArgs:
     metrics_host: str
     workflows: bool
     bank: str | None
-    log_level: str
+    log_level: str | None
 
 
 def worker_parser(prog: str = "worker.py") -> CommandParser:
@@ -57,7 +61,7 @@ def worker_parser(prog: str = "worker.py") -> CommandParser:
         "--metrics-port",
         type=int,
         metavar="PORT",
-        help="serve Prometheus metrics on this port (default: off)",
+        help="serve Prometheus metrics on this port (default: TRANSFER_METRICS_PORT, else off)",
     )
     parser.add_argument(
         "--metrics-host",
@@ -75,7 +79,12 @@ def worker_parser(prog: str = "worker.py") -> CommandParser:
         metavar="NAME",
         help="with TRANSFER_BANKS: run only this bank's ledger steps, on task queue bank-NAME",
     )
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        help=f"{', '.join(LOG_LEVELS)} (default: TRANSFER_LOG_LEVEL, else INFO); "
+        "TRANSFER_LOG_FORMAT=json logs one JSON object a line",
+    )
     add_version(parser)
     return parser
 
@@ -94,7 +103,7 @@ def worker_main(argv: Sequence[str] | None = None, *, prog: str = "worker.py") -
         with owner_only_umask():
             return _worker_main(argv, prog)
     except _StopWhileStarting as stop:
-        print(f"Received {stop.signal.name} while starting; stopped", flush=True)
+        status(logger, f"Received {stop.signal.name} while starting; stopped")
         return EXIT_OK
     finally:
         for sig, handler in previous.items():
@@ -120,25 +129,37 @@ def _stop_while_starting(signum: int, frame: object) -> None:
     raise _StopWhileStarting(signal.Signals(signum))
 
 
+class _LoggedOutput(Output):
+    """The worker's errors: log records once logging is set up (JSON lines in that format)."""
+
+    def error(self, message: str, code: int) -> int:
+        """Log `message` as an error (text: `error: ...` on stderr, as before); returns `code`."""
+        if not configured():
+            return super().error(message, code)
+        status(logger, message, level=logging.ERROR)
+        return code
+
+
 def _worker_main(argv: Sequence[str] | None, prog: str) -> int:
-    out = Output()
+    out = _LoggedOutput()
     try:
         args = typed(WorkerArgs, worker_parser(prog).parse_args(argv))
+        telemetry = TelemetrySettings.from_env(
+            log_level=args.log_level, metrics_port=args.metrics_port
+        )
     except UsageError as err:
         return out.usage_error(err.usage, err.message)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    except ConfigError as err:  # before logging is set up: a plain line, whatever the format
+        return out.error(str(err), EXIT_USAGE)
+    configure_logging(telemetry.log_format, telemetry.log_level)
     try:
-        settings = start_settings()
+        settings = start_settings(say=lambda text: status(logger, text, level=logging.WARNING))
     except ConfigError as err:
         return out.error(str(err), EXIT_USAGE)
-    runtime, address = None, None
-    if args.metrics_port:
-        from app.temporal import metrics_runtime
+    from app.temporal import worker_runtime
 
-        runtime = metrics_runtime(args.metrics_host, args.metrics_port)
-        address = f"{args.metrics_host}:{args.metrics_port}"
+    runtime = worker_runtime(telemetry, metrics_host=args.metrics_host)
+    address = f"{args.metrics_host}:{telemetry.metrics_port}" if telemetry.metrics_port else None
     return guard(
         lambda: _run_worker(
             settings,
@@ -161,7 +182,7 @@ async def _run_worker(
     settings: Settings,
     *,
     dev: bool,
-    runtime: Runtime | None,
+    runtime: Runtime,
     metrics_address: str | None,
     bank: str | None = None,
     workflows_only: bool = False,
@@ -184,7 +205,7 @@ async def _run_worker(
     except asyncio.CancelledError:
         if signals.received is None:
             raise
-        print(f"Received {signals.received.name} while starting; stopped", flush=True)
+        status(logger, f"Received {signals.received.name} while starting; stopped")
         return EXIT_OK
     finally:
         signals.close()
@@ -195,7 +216,7 @@ async def _serve(
     signals: StopSignals,
     *,
     dev: bool,
-    runtime: Runtime | None,
+    runtime: Runtime,
     metrics_address: str | None,
     bank: str | None,
     workflows_only: bool,
@@ -237,13 +258,13 @@ async def _serve(
             what = f"{'; '.join(parts)} at {where}"
         async with running, contextlib.AsyncExitStack() as codec:
             if metrics_address:
-                print(f"Prometheus metrics on http://{metrics_address}/metrics", flush=True)
+                status(logger, f"Prometheus metrics on http://{metrics_address}/metrics")
             ring = settings.key_ring(create=True) if dev else None
             if ring is not None:
                 await _serve_codec(codec, settings, ring)
-            print(f"Worker running: {what}. Web UI: {settings.ui_url}. Ctrl-C to stop.", flush=True)
+            status(logger, f"Worker running: {what}. Web UI: {settings.ui_url}. Ctrl-C to stop.")
             sig = await signals.wait()
-            print(f"Received {sig.name}; finishing in-flight work and stopping ...", flush=True)
+            status(logger, f"Received {sig.name}; finishing in-flight work and stopping ...")
     return EXIT_OK
 
 
@@ -262,16 +283,16 @@ async def _serve_codec(stack: contextlib.AsyncExitStack, settings: Settings, rin
             if err.errno == errno.EADDRINUSE
             else f"cannot be used ({err})"
         )
-        print(
+        status(
+            logger,
             f"Codec server not started: port {codec_port(settings)} {why}; the "
             f"Web UI decodes through whatever answers at {settings.codec_url}.",
-            flush=True,
         )
     else:
         # Named by TRANSFER_CODEC_URL's host, not the address it binds: the
         # sign-in cookie belongs to a host name, the one the Web UI calls.
-        print(
+        status(
+            logger,
             f"Codec server for the Web UI: sign a browser in at {sign_in_url(settings, url)} "
             f"with the token in {token_source(settings)}",
-            flush=True,
         )
