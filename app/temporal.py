@@ -26,6 +26,7 @@ from app.config import DEFAULT_ADDRESS, DEFAULT_UI_PORT, Settings
 from app.dev_server import LOG_FILE_NAME, DevServerFailed, dev_server_args, running_dev_server
 from app.encryption import encrypted_converter
 from app.private_files import PRIVATE_DIR_MODE
+from app.tracing import client_interceptors
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 #: Settings for the embedded dev server, each measured by `make bench`
@@ -83,6 +84,9 @@ async def connect(
 ) -> Client:
     """Connect with the project's data converter (pydantic, encrypted), as every client must.
 
+    With tracing on (`app.tracing`) the client carries Temporal's tracing
+    interceptor, and so does every worker built on it.
+
     Raises:
         ServerUnavailable: With the address, when nothing answers there.
         ConfigError: Encryption is on and no key is configured.
@@ -90,7 +94,9 @@ async def connect(
     converter = data_converter(settings, create_key=create_key, need_key=need_key)
     config = connect_config() | overrides
     try:
-        return await Client.connect(**config, data_converter=converter)
+        return await Client.connect(
+            **config, data_converter=converter, interceptors=client_interceptors()
+        )
     except RuntimeError as err:
         raise ServerUnavailable(
             f"Cannot reach Temporal at {config['target_host']} ({err}). "

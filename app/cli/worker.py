@@ -21,6 +21,7 @@ from app.cli.output import (
 )
 from app.config import ConfigError, Settings
 from app.private_files import owner_only_umask
+from app.tracing import start_tracing
 from workflows.banks import bank_task_queue
 
 if TYPE_CHECKING:  # imported when the worker starts: `--help` and `--version` need no Temporal
@@ -131,6 +132,10 @@ def _worker_main(argv: Sequence[str] | None, prog: str) -> int:
     )
     try:
         settings = start_settings()
+        # Each role its own service name, so a trace shows where each span ran.
+        start_tracing(
+            f"bank-{args.bank}" if args.bank else "workflows" if args.workflows else "worker"
+        )
     except ConfigError as err:
         return out.error(str(err), EXIT_USAGE)
     runtime, address = None, None
