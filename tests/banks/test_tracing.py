@@ -173,7 +173,7 @@ async def test_a_refused_transfer_traces_each_step_by_type_and_never_quotes_a_ba
     assert 1 == len({s.context.trace_id for s in spans})
 
 
-def test_without_otel_variables_nothing_is_traced(
+async def test_without_otel_variables_nothing_is_traced(
     client: Client, banks: dict[str, LedgerStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No OTEL_* variable: tracing off; no interceptor on a client or worker, no ledger span."""

@@ -1,11 +1,14 @@
 """Tracing as a developer turns it on: `OTEL_TRACES_EXPORTER=console` on the worker and starter."""
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.dev_server import dev_server_args, running_dev_server
 from app.processes import free_port
+from app.temporal import temporal_cli
 from tests.support.cli import WorkerProcess, run_cli, start_worker, stop_worker
 from tests.support.ledgers import seeded_ledger
 
@@ -114,3 +117,24 @@ def test_three_processes_of_two_banks_print_one_trace_each_under_its_service_nam
         role: ({service(s) for s in spans}, {s["name"] for s in spans if "ledger" in s["name"]})
         for role, spans in printed.items()
     }
+
+
+async def test_the_embedded_dev_server_starts_with_tracing_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`worker.py --dev` under OTEL_TRACES_EXPORTER=console: its server keeps OTEL_* out.
+
+    Temporal's server reads them too, and refuses `console`.
+    """
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    port, ui_port = free_port(), free_port()
+    args = dev_server_args(
+        temporal_cli(),
+        tmp_path,
+        port=port,
+        ui_port=ui_port,
+        namespace="default",
+        search_attributes={},
+    )
+    async with running_dev_server(args, log=tmp_path / "server.log", port=port) as server:
+        assert server.returncode is None
