@@ -49,7 +49,7 @@ def banks(tmp_path: Path) -> Iterator[dict[str, LedgerStore]]:
 
 
 @pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
+def exporter() -> Iterator[InMemorySpanExporter]:
     """Tracing on, to memory, through the same failure-message filter as a real exporter."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "test"}))
@@ -121,10 +121,10 @@ def parent_of(spans: list[ReadableSpan], span: ReadableSpan) -> ReadableSpan:
 
 
 async def test_a_cross_bank_transfer_is_one_trace_from_the_start_call_to_each_ledger(
-    client: Client, banks: dict[str, LedgerStore], spans: InMemorySpanExporter
+    client: Client, banks: dict[str, LedgerStore], exporter: InMemorySpanExporter
 ) -> None:
     """One trace id; the start span its root; each step at its bank with its ledger's span."""
-    outcome, spans = await run_traced(client, banks, spans, "NORTH-001", "SOUTH-001", "100")
+    outcome, spans = await run_traced(client, banks, exporter, "NORTH-001", "SOUTH-001", "100")
     assert outcome.ok
     assert 1 == len({s.context.trace_id for s in spans})
     roots = [s for s in spans if s.parent is None]
@@ -148,10 +148,10 @@ async def test_a_cross_bank_transfer_is_one_trace_from_the_start_call_to_each_le
 
 
 async def test_a_refused_transfer_traces_each_step_by_type_and_never_quotes_a_balance(
-    client: Client, banks: dict[str, LedgerStore], spans: InMemorySpanExporter
+    client: Client, banks: dict[str, LedgerStore], exporter: InMemorySpanExporter
 ) -> None:
     """Insufficient funds: the debit's span says so by type; Alice's 1000.00 is on no span."""
-    outcome, spans = await run_traced(client, banks, spans, "NORTH-001", "SOUTH-001", "5000")
+    outcome, spans = await run_traced(client, banks, exporter, "NORTH-001", "SOUTH-001", "5000")
     assert ("compensated", "InsufficientFunds") == (outcome.status, outcome.error_type)
     assert "1000.00" in (outcome.error_message or "")  # the message quotes her balance ...
     exported = json.dumps([json.loads(s.to_json()) for s in spans])
