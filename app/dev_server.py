@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 from app.processes import stop_process
@@ -57,6 +58,16 @@ def dev_server_args(
     return [*args, *extra]
 
 
+def server_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without OpenTelemetry's variables, for the dev server.
+
+    Temporal's server reads them too: it refuses to start with
+    ``OTEL_TRACES_EXPORTER=console`` (not an exporter it has), and with
+    ``otlp`` it would send its own traces to the collector meant for ours.
+    """
+    return {k: v for k, v in environ.items() if not k.startswith("OTEL_")}
+
+
 def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-2000:]
 
@@ -88,6 +99,7 @@ async def running_dev_server(
         out.flush()
         child = await asyncio.create_subprocess_exec(
             *args,
+            env=server_environment(os.environ),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=out,
             stderr=out,

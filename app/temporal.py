@@ -37,6 +37,7 @@ from app.encryption import encrypted_converter
 from app.logs import CORE_LOGGER, status
 from app.private_files import PRIVATE_DIR_MODE
 from app.telemetry_settings import TelemetrySettings
+from app.tracing import client_interceptors
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 #: Settings for the embedded dev server, each measured by `make bench`
@@ -97,6 +98,9 @@ async def connect(
 ) -> Client:
     """Connect with the project's data converter (pydantic, encrypted), as every client must.
 
+    With tracing on (`app.tracing`) the client carries Temporal's tracing
+    interceptor, and so does every worker built on it.
+
     Raises:
         ServerUnavailable: With the address, when nothing answers there.
         ConfigError: Encryption is on and no key is configured.
@@ -104,7 +108,9 @@ async def connect(
     converter = data_converter(settings, create_key=create_key, need_key=need_key)
     config = connect_config() | overrides
     try:
-        return await Client.connect(**config, data_converter=converter)
+        return await Client.connect(
+            **config, data_converter=converter, interceptors=client_interceptors()
+        )
     except RuntimeError as err:
         raise ServerUnavailable(
             f"Cannot reach Temporal at {config['target_host']} ({err}). "

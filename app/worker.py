@@ -16,6 +16,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities import LedgerActivities
+from app.tracing import traced_ledger, worker_interceptors
 from ledger import LedgerStore
 from workflows.banks import bank_task_queue
 from workflows.low_latency import LowLatencyTransferWorkflow
@@ -29,9 +30,11 @@ ACTIVITY_THREADS = 16
 SANDBOXED = False
 
 
-def ledger_activities(store: LedgerStore) -> dict[str, Callable[..., Any]]:
-    """The ledger activities on `store`, by activity name."""
-    activities = LedgerActivities(store)
+def ledger_activities(
+    store: LedgerStore, *, bank: str | None = None
+) -> dict[str, Callable[..., Any]]:
+    """The ledger activities on `store` (traced when tracing is on), by activity name."""
+    activities = LedgerActivities(traced_ledger(store, bank=bank))
     return {
         "debit": activities.debit,
         "credit": activities.credit,
@@ -51,10 +54,14 @@ def build_worker(
     executor: ThreadPoolExecutor | None,
     sandboxed: bool = SANDBOXED,
 ) -> Worker:
-    """A worker with the project's settings (the benchmark's floor uses them too)."""
+    """A worker with the project's settings (the benchmark's floor uses them too).
+
+    With tracing on, it traces workflows and activities (`app.tracing`).
+    """
     return Worker(
         client,
         task_queue=task_queue,
+        interceptors=worker_interceptors(client),
         workflows=workflows,
         activities=activities,
         activity_executor=executor,
@@ -111,7 +118,7 @@ async def running_bank_worker(
     `workflow_task_queue` is the transfer workflows' queue, which names the
     bank queues (`workflows.banks.bank_task_queue`).
     """
-    activities = ledger_activities(store) | (replacements or {})
+    activities = ledger_activities(store, bank=bank) | (replacements or {})
     with ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix=f"ledger-{bank}") as executor:
         worker = build_worker(
             client,

@@ -130,6 +130,8 @@ class PostgresLedgerStore(SqlLedgerStore):
     """
 
     _lock_clause = " FOR UPDATE"
+    #: OpenTelemetry's name for the database system (`ledger.tracing`).
+    DB_SYSTEM = "postgresql"
 
     def __init__(
         self,

@@ -95,6 +95,9 @@ class SqliteLedgerStore(SqlLedgerStore):
     never be interleaved with another writer.
     """
 
+    #: OpenTelemetry's name for the database system (`ledger.tracing`).
+    DB_SYSTEM = "sqlite"
+
     def __init__(self, path: Path, *, clearing_owner: str = CLEARING_OWNER) -> None:
         self.path = path
         self._clearing_owner = validate_owner(clearing_owner)

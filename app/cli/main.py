@@ -18,6 +18,7 @@ from app.cli.commands import (
 from app.cli.output import EXIT_USAGE, Output, exit_process, guard
 from app.config import ConfigError
 from app.private_files import owner_only_umask
+from app.tracing import start_tracing
 
 
 def starter_parser(prog: str = "starter.py") -> CommandParser:
@@ -64,6 +65,7 @@ def _starter_main(argv: Sequence[str] | None, prog: str) -> int:
     out = Output(args.json)
     try:
         settings = start_settings()
+        start_tracing("starter")
     except ConfigError as err:
         return out.error(str(err), EXIT_USAGE)
     return guard(lambda: handler(settings, args), out)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from app.keys import EncryptionError
+from app.tracing import stop_tracing
 from ledger import LedgerError
 
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -161,8 +162,11 @@ def exit_process(code: int) -> NoReturn:
     while the interpreter finalizes; short-lived processes then die with
     "Fatal Python error: PyGILState_Release" (SIGABRT/SIGSEGV) after their
     work is done (temporalio/sdk-python#300, seen here on about one exit in
-    five). All our work is finished and flushed by now, so skip finalization.
+    five). All our work is finished and flushed by now, so skip finalization;
+    the spans still buffered (`app.tracing`) are exported first, since
+    OpenTelemetry's own exit handler would not run.
     """
+    stop_tracing()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -23,6 +23,7 @@ from app.config import ConfigError, Settings
 from app.logs import configure_logging, configured, status
 from app.private_files import owner_only_umask
 from app.telemetry_settings import LOG_LEVELS, TelemetrySettings
+from app.tracing import start_tracing
 from workflows.banks import bank_task_queue
 
 if TYPE_CHECKING:  # imported when the worker starts: `--help` and `--version` need no Temporal
@@ -154,6 +155,10 @@ def _worker_main(argv: Sequence[str] | None, prog: str) -> int:
     configure_logging(telemetry.log_format, telemetry.log_level)
     try:
         settings = start_settings(say=lambda text: status(logger, text, level=logging.WARNING))
+        # Each role its own service name, so a trace shows where each span ran.
+        start_tracing(
+            f"bank-{args.bank}" if args.bank else "workflows" if args.workflows else "worker"
+        )
     except ConfigError as err:
         return out.error(str(err), EXIT_USAGE)
     from app.temporal import worker_runtime

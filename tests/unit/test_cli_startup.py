@@ -1,4 +1,7 @@
-"""Commands that never talk to Temporal start without importing its SDK (or pydantic)."""
+"""Commands that never talk to Temporal start without importing its SDK (or pydantic).
+
+Nor does any command import OpenTelemetry unless an OTEL_* variable turns tracing on.
+"""
 
 import json
 import os
@@ -19,7 +22,9 @@ try:
     code = main(sys.argv[2:])
 except SystemExit as stop:  # --help and --version
     code = stop.code
-heavy = sorted({name.split(".")[0] for name in sys.modules} & {"temporalio", "pydantic"})
+heavy = sorted(
+    {name.split(".")[0] for name in sys.modules} & {"temporalio", "pydantic", "opentelemetry"}
+)
 print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
 """
 
@@ -37,7 +42,8 @@ LEDGER_ONLY = [
 
 def loaded_by(command: list[str], data_dir: Path, **extra: str) -> dict[str, object]:
     """Run `command` in a fresh interpreter; its exit code and the heavy modules it imported."""
-    env = os.environ | {"TRANSFER_DATA_DIR": str(data_dir), "TRANSFER_ENCRYPTION": "off"} | extra
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env |= {"TRANSFER_DATA_DIR": str(data_dir), "TRANSFER_ENCRYPTION": "off"} | extra
     env.pop("TRANSFER_LEDGER_URL", None)
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *command],
@@ -62,4 +68,46 @@ def test_the_probe_sees_a_command_that_imports_temporal(tmp_path: Path) -> None:
     """The check is not blind: `list` (visibility) imports temporalio before it connects."""
     report = loaded_by(["starter", "list"], tmp_path, TEMPORAL_ADDRESS="127.0.0.1:1")
     assert 3 == report["code"]  # nothing answers there
+    # ... and without an OTEL_* variable, no OpenTelemetry: tracing costs nothing when off.
     assert ["pydantic", "temporalio"] == report["heavy"]
+
+
+def test_an_otel_variable_turns_tracing_on(tmp_path: Path) -> None:
+    """With OTEL_TRACES_EXPORTER=console the same command loads OpenTelemetry (it traces)."""
+    report = loaded_by(
+        ["starter", "list"],
+        tmp_path,
+        TEMPORAL_ADDRESS="127.0.0.1:1",
+        OTEL_TRACES_EXPORTER="console",
+    )
+    assert {"code": 3, "heavy": ["opentelemetry", "pydantic", "temporalio"]} == report
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"OTEL_TRACES_EXPORTER": "jaegr"},
+        {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "udp"},
+    ],
+    ids=["exporter", "protocol"],
+)
+def test_an_exporter_or_protocol_not_installed_is_a_one_line_error(
+    setting: dict[str, str], tmp_path: Path
+) -> None:
+    """A mistyped exporter or protocol: exit 2 before connecting, one line naming the choices."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | setting
+    done = subprocess.run(
+        [sys.executable, "starter.py", "list"],
+        cwd=ROOT,
+        env=env | {"TRANSFER_DATA_DIR": str(tmp_path), "TEMPORAL_ADDRESS": "127.0.0.1:1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (2, "") == (done.returncode, done.stdout)
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: OpenTelemetry tracing: ")
+    assert line.endswith(
+        "installed are OTEL_TRACES_EXPORTER=console, otlp or none, and OTLP over grpc"
+    )
