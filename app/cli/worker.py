@@ -210,7 +210,9 @@ async def _serve(
             EXIT_USAGE,
         )
     served = [settings.require_bank(bank)] if bank else [] if workflows_only else settings.banks
+    # Before Temporal: a ledger this code cannot use is refused first, in one line.
     stores = {b: settings.open_ledger(b) for b in served}
+    single = None if settings.multi_bank else settings.open_ledger()
     async with server_client(settings, dev=dev, runtime=runtime) as client:
         if bank is None:
             missing = await missing_search_attributes(client)
@@ -222,10 +224,9 @@ async def _serve(
                 )
         where = f"{client.service_client.config.target_host} (namespace {client.namespace})"
         running: contextlib.AbstractAsyncContextManager[Any]
-        if not settings.multi_bank:
-            store = settings.open_ledger()
-            running = running_worker(client, store, task_queue=settings.task_queue)
-            what = f"task queue {settings.task_queue!r} at {where}, ledger {store!r}"
+        if single is not None:
+            running = running_worker(client, single, task_queue=settings.task_queue)
+            what = f"task queue {settings.task_queue!r} at {where}, ledger {single!r}"
         else:
             running = running_bank_workers(
                 client, stores, task_queue=settings.task_queue, workflows=bank is None
