@@ -254,9 +254,9 @@ async def _serve_codec(stack: contextlib.AsyncExitStack, settings: Settings, rin
 
     from app.codec_server import codec_port, serving_codec, sign_in_url, token_source
 
-    token = settings.codec_token_value(create=True)
+    tokens = settings.codec_tokens(create=True)
     try:
-        url = await stack.enter_async_context(serving_codec(settings, ring, token))
+        url = await stack.enter_async_context(serving_codec(settings, ring, tokens))
     except OSError as err:
         why = (
             "is taken (another `worker.py --dev` may serve it)"
