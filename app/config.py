@@ -261,7 +261,7 @@ class Settings:
         return self.bank_ledger_urls[self.require_bank(bank)]
 
     def open_ledger(self, bank: str | None = None) -> LedgerStore:
-        """The one ledger (no `bank`), or one bank's, created with its system accounts if new."""
+        """The one ledger (no `bank`), or one bank's; PostgreSQL's must be migrated (`migrate`)."""
         if bank is None:
             return open_store(self.ledger_url)
         return open_store(self.bank_ledger_url(bank), clearing_owner=BANK_CLEARING_OWNER)

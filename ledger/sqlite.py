@@ -43,18 +43,22 @@ class SqliteLedgerStore(SqlLedgerStore):
         self._open: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
-        if not migrate:
-            # Checked before connecting: a connection would create an empty file.
-            if not path.exists():
-                require_current(None, str(path))
-            with self._connect() as conn:
-                require_current(_version(conn), str(path))
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode = WAL")
-        with self._transaction() as tx:
-            self.migration = self._migrate(tx)
+        if not migrate and not path.exists():
+            # Refused before connecting: a connection would create an empty file.
+            require_current(None, str(path))
+        try:
+            if migrate:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with self._connect() as conn:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                with self._transaction() as tx:
+                    self.migration = self._migrate(tx)
+            else:
+                with self._connect() as conn:
+                    require_current(_version(conn), str(path))
+        except BaseException:
+            self.close()
+            raise
 
     def _migrate(self, conn: Connection) -> MigrationReport:
         """Bring the schema to `SCHEMA_VERSION` in the caller's (write-locked) transaction.

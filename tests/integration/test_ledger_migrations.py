@@ -305,10 +305,13 @@ def test_the_runtime_role_runs_transfers_but_cannot_change_the_log_or_the_schema
 ) -> None:
     """Granted by `migrate --grant`, the role moves money and records operators; no more."""
     url = postgres_schema_url(postgres_url)
+    runtime_url = _as_role(url, runtime_role)
     try:
+        migrate(url)
+        with pytest.raises(LedgerSchemaMismatch, match=r"may not use schema .* --grant ROLE"):
+            open_store(runtime_url)  # not granted yet
         _, grants = migrate(url, grant_to=runtime_role)
         assert f'GRANT USAGE ON SCHEMA "{split_schema(url)[1]}" TO "{runtime_role}"' == grants[0]
-        runtime_url = _as_role(url, runtime_role)
         store = open_store(runtime_url)
         try:
             _run_a_transfer_and_an_operator_record(store)
