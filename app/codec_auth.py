@@ -1,4 +1,8 @@
-"""Who may use the codec server: bearer tokens, checked in constant time, and browser sessions."""
+"""Who may use the codec server: bearer tokens, checked in constant time, and browser sessions.
+
+Each token belongs to a person (app/codec_tokens.py); a browser signs in as
+the person whose token it gave, and every call is told apart by that name.
+"""
 
 from __future__ import annotations
 
@@ -12,21 +16,29 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from app.codec_tokens import MIN_DISTINCT_CHARACTERS
+
 DEFAULT_SESSION_TTL = timedelta(hours=8)
 SESSION_COOKIE = "codec_session"
 #: Sessions kept at most; the oldest go first (each needs a valid token to make).
 MAX_SESSIONS = 10_000
-#: A token of few distinct characters (``aaaaaaaaaaaaaaaa``) is long but guessable,
-#: and nothing slows guessing down (there is no rate limit): refuse it.
-MIN_DISTINCT_CHARACTERS = 8
 
 
 @dataclasses.dataclass(frozen=True)
 class Session:
-    """A signed-in browser: which token it signed in with, and until when."""
+    """A signed-in browser: the person whose token it signed in with, and until when."""
 
-    token_name: str
+    person: str
     expires: float  # time.monotonic()
+
+
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    """Who a codec call comes from: a person, and how they proved it."""
+
+    person: str
+    #: ``bearer`` (an Authorization header) or ``session`` (a signed-in browser).
+    via: str
 
 
 class Sessions:
@@ -40,14 +52,14 @@ class Sessions:
         self.ttl = ttl
         self._held: dict[bytes, Session] = {}
 
-    def start(self, token_name: str) -> str:
-        """Sign a browser in; the new session id for its cookie."""
+    def start(self, person: str) -> str:
+        """Sign a browser in as `person`; the new session id for its cookie."""
         now = time.monotonic()
         self._held = {k: s for k, s in self._held.items() if s.expires > now}
         while len(self._held) >= MAX_SESSIONS:
             del self._held[next(iter(self._held))]
         session_id = secrets.token_urlsafe(32)
-        self._held[_digest(session_id)] = Session(token_name, now + self.ttl.total_seconds())
+        self._held[_digest(session_id)] = Session(person, now + self.ttl.total_seconds())
         return session_id
 
     def find(self, session_id: str | None) -> Session | None:
@@ -74,7 +86,7 @@ def _digest(session_id: str) -> bytes:
 
 
 class TokenCheck:
-    """Constant-time checks of presented tokens against the configured ones."""
+    """Constant-time checks of presented tokens against every person's."""
 
     def __init__(self, tokens: Mapping[str, str]) -> None:
         if not tokens:
@@ -88,10 +100,14 @@ class TokenCheck:
                     f"one has many more (`codec-server --new-token` makes one): use at least "
                     f"{MIN_DISTINCT_CHARACTERS}"
                 )
+        if len(set(tokens.values())) != len(tokens):
+            raise ValueError("two people share one codec token: the log could not say who")
         self._tokens = [(name, token.encode()) for name, token in tokens.items()]
+        #: The people who hold a token.
+        self.people = frozenset(tokens)
 
-    def token_name(self, presented: str) -> str | None:
-        """The name of the token `presented` equals, or None (compares against every token)."""
+    def person(self, presented: str) -> str | None:
+        """The person whose token `presented` is, or None (compared with every token, in full)."""
         given = presented.encode("utf-8", "replace")
         found = None
         for name, token in self._tokens:
@@ -100,18 +116,21 @@ class TokenCheck:
         return found
 
 
-def authenticate(request: web.Request, auth: TokenCheck, sessions: Sessions) -> str | None:
-    """Who is calling (for the log), or None.
+def authenticate(request: web.Request, auth: TokenCheck, sessions: Sessions) -> Caller | None:
+    """Who is calling, or None.
 
     An Authorization header decides on its own, so a wrong token is refused
-    even from a signed-in browser.
+    even from a signed-in browser. A session counts only while its person
+    still holds a token: one removed from the tokens is signed out.
     """
     header = request.headers.get("Authorization")
     if header is not None:
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer":
             return None
-        name = auth.token_name(presented.strip())
-        return f"bearer token {name!r}" if name else None
+        person = auth.person(presented.strip())
+        return Caller(person, "bearer") if person else None
     session = sessions.find(request.cookies.get(SESSION_COOKIE))
-    return f"browser signed in with token {session.token_name!r}" if session else None
+    if session is None or session.person not in auth.people:
+        return None
+    return Caller(session.person, "session")

@@ -1,4 +1,8 @@
-"""The codec server's access log: no query strings, every client-sent value quoted.
+"""The codec server's logs: who decrypted what, and the HTTP access log.
+
+The decode log (logger `DECODE_LOGGER`) has one line per codec call of a
+signed-in person or a bearer token's holder: when, who and how, which call,
+the namespace and how many payloads, and the outcome; never a payload.
 
 aiohttp's default access log writes the request line (``%r``) as sent, so
 ``POST /decode?token=...`` would put a token in the log, and it writes header
@@ -9,13 +13,45 @@ the client chose is quoted (its repr, cut to a bounded prefix).
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
+
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
+from app.codec_auth import Caller
 from ledger.shown import quoted
 
 #: Characters of a header value logged.
 MAX_LOGGED_HEADER = 200
+#: The logger of the decode log, for routing it to a file or a collector of its own.
+DECODE_LOGGER = "app.codec_access"
+
+_decode_log = logging.getLogger(DECODE_LOGGER)
+
+
+def log_codec_call(
+    caller: Caller, *, operation: str, namespace: str | None, payloads: int | None, status: int
+) -> None:
+    """One line for one call: when (UTC), who, how, which call, namespace, payloads, status.
+
+    Args:
+        caller: Who called.
+        operation: ``decode`` or ``encode``.
+        namespace: The ``X-Namespace`` header (the client's to choose: quoted), if sent.
+        payloads: How many payloads the request carried; None if it did not parse.
+        status: The HTTP status of the reply.
+    """
+    _decode_log.info(
+        "at=%s person=%s via=%s op=%s namespace=%s payloads=%s status=%d",
+        datetime.now(UTC).isoformat(timespec="milliseconds"),
+        quoted(caller.person, MAX_LOGGED_HEADER),
+        caller.via,
+        operation,
+        "-" if namespace is None else quoted(namespace, MAX_LOGGED_HEADER),
+        "-" if payloads is None else payloads,
+        status,
+    )
 
 
 class CodecAccessLogger(AbstractAccessLogger):

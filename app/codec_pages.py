@@ -39,9 +39,11 @@ def login_html(status: str) -> str:
     return (
         "<h1>Sign in to the codec server</h1>"
         f"{shown}"
-        "<p>Paste the codec token (<code>TRANSFER_CODEC_TOKEN</code>, else the file "
+        "<p>Paste your codec token (the one given to you in <code>TRANSFER_CODEC_TOKENS</code> "
+        "or its file; in a single-token setup <code>TRANSFER_CODEC_TOKEN</code>, else the file "
         f"<code>{CODEC_TOKEN_FILE_NAME}</code> in the data directory, <code>.data/</code> by "
-        "default) to let this browser decrypt payloads in the Temporal Web UI.</p>"
+        "default) to let this browser decrypt payloads in the Temporal Web UI. Each decode "
+        "is logged under your name.</p>"
         '<form method=post action="/login">'
         "<label for=token>Codec token</label>"
         "<input id=token name=token type=password autocomplete=off required autofocus>"
@@ -49,13 +51,14 @@ def login_html(status: str) -> str:
     )
 
 
-def signed_in_html(endpoint: str, origins: frozenset[str]) -> str:
-    """What to set in the Web UI once signed in: the endpoint, and credentials on."""
+def signed_in_html(endpoint: str, origins: frozenset[str], person: str) -> str:
+    """Who is signed in, and what to set in the Web UI: the endpoint, and credentials on."""
     ui = sorted(origins)
     link = f' Open the <a href="{html.escape(ui[0])}">Web UI</a>.' if ui else ""
     return (
         "<h1>Signed in</h1>"
-        "<p class=status role=status>This browser is signed in to the codec server.</p>"
+        "<p class=status role=status>This browser is signed in to the codec server as "
+        f"<b>{html.escape(person)}</b>.</p>"
         "<p>In the Web UI, open the <b>Codec Server</b> settings (the icon in the top bar), "
         "choose <b>Use my browser setting</b>, enter the endpoint "
         f"<code>{html.escape(endpoint)}</code>, turn on <b>Include cross-origin "

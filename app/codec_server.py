@@ -37,7 +37,7 @@ from aiohttp import web
 from google.protobuf.json_format import MessageToDict
 
 from app.codec_auth import DEFAULT_SESSION_TTL, SESSION_COOKIE, Sessions, TokenCheck, authenticate
-from app.codec_log import MAX_LOGGED_HEADER, CodecAccessLogger
+from app.codec_log import MAX_LOGGED_HEADER, CodecAccessLogger, log_codec_call
 from app.codec_pages import login_html, page, signed_in_html
 from app.codec_request import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_PAYLOADS, error, read_payloads
 from app.config import CODEC_TOKEN_FILE_NAME, DEFAULT_CODEC_PORT, Settings
@@ -83,7 +83,8 @@ def codec_app(
 
     Args:
         codec: Encrypts and decrypts the payloads.
-        tokens: Bearer tokens accepted, by name (names are logged; tokens never).
+        tokens: Bearer tokens accepted, by the person who holds each (names
+            are logged, each call under its person's; tokens never).
         allowed_origins: Browser origins (``scheme://host:port``) allowed to
             call ``/encode`` and ``/decode``: the Web UI's.
         max_body_bytes: Larger request bodies get 413.
@@ -147,40 +148,45 @@ def codec_app(
         return response
 
     async def codec_call(request: web.Request) -> web.Response:
-        who = authenticate(request, auth, sessions)
-        if who is None:
+        caller = authenticate(request, auth, sessions)
+        if caller is None:
             return error(
                 401,
-                "not signed in: send `Authorization: Bearer <token>` with the codec token, "
+                "not signed in: send `Authorization: Bearer <token>` with your codec token, "
                 "or sign this browser in at /login",
                 **{"WWW-Authenticate": 'Bearer realm="codec"'},
             )
+        operation = request.path.removeprefix("/")
+        namespace = request.headers.get("X-Namespace")
         parsed = await read_payloads(
             request, max_body_bytes=max_body_bytes, max_payloads=max_payloads
         )
         if isinstance(parsed, web.Response):
+            log_codec_call(
+                caller, operation=operation, namespace=namespace, payloads=None,
+                status=parsed.status,
+            )  # fmt: skip
             return parsed
-        operation = request.path.removeprefix("/")
+        count = len(parsed.payloads)
         try:
             if operation == "decode":
                 result = await codec.decode(parsed.payloads)
             else:
                 result = await codec.encode(parsed.payloads)
         except EncryptionError as err:
-            logger.warning("%s failed for %s: %s", operation, who, err)
+            logger.warning("%s failed for %s: %s", operation, caller.person, err)
+            log_codec_call(
+                caller, operation=operation, namespace=namespace, payloads=count, status=422
+            )
             return error(422, str(err))
-        logger.info(
-            "%s %d payloads for %s (namespace %s)",
-            operation,
-            len(result),
-            who,
-            quoted(request.headers.get("X-Namespace", ""), MAX_LOGGED_HEADER),
-        )
+        log_codec_call(caller, operation=operation, namespace=namespace, payloads=count, status=200)
         return web.json_response({"payloads": [MessageToDict(payload) for payload in result]})
 
     async def login_form(request: web.Request) -> web.Response:
-        session = sessions.find(request.cookies.get(SESSION_COOKIE))
-        return page(signed_in_html(own_origin(request), origins) if session else login_html(""))
+        caller = authenticate(request, auth, sessions)
+        if caller is None or caller.via != "session":
+            return page(login_html(""))
+        return page(signed_in_html(own_origin(request), origins, caller.person))
 
     async def login(request: web.Request) -> web.Response:
         try:
@@ -188,24 +194,27 @@ def codec_app(
         except web.HTTPRequestEntityTooLarge:
             return page(login_html("That request is too large."), status=413)
         presented = form.get("token")
-        name = auth.token_name(presented.strip()) if isinstance(presented, str) else None
-        if name is None:
+        person = auth.person(presented.strip()) if isinstance(presented, str) else None
+        if person is None:
             logger.warning("sign-in refused: wrong token (from %s)", request.remote)
             return page(login_html("That token is not valid."), status=401)
-        response = page(signed_in_html(own_origin(request), origins))
+        response = page(signed_in_html(own_origin(request), origins, person))
         response.set_cookie(
             SESSION_COOKIE,
-            sessions.start(name),
+            sessions.start(person),
             max_age=int(session_ttl.total_seconds()),
             path="/",
             httponly=True,
             samesite="Lax",
             secure=secure_cookie or request.secure,
         )
-        logger.info("browser signed in with token %r (from %s)", name, request.remote)
+        logger.info("browser signed in as %r (from %s)", person, request.remote)
         return response
 
     async def logout(request: web.Request) -> web.Response:
+        session = sessions.find(request.cookies.get(SESSION_COOKIE))
+        if session is not None:
+            logger.info("browser signed out: %r (from %s)", session.person, request.remote)
         sessions.end(request.cookies.get(SESSION_COOKIE))
         response = page(login_html("Signed out."))
         response.del_cookie(SESSION_COOKIE, path="/")
@@ -241,7 +250,11 @@ def _preflight(request: web.Request, cors: dict[str, str], *, allowed: bool) -> 
 
 
 def token_source(settings: Settings) -> str:
-    """Where the codec token is configured, for messages (never the token itself)."""
+    """Where the codec tokens are configured, for messages (never a token itself)."""
+    if settings.codec_tokens_text:
+        return "TRANSFER_CODEC_TOKENS"
+    if settings.codec_tokens_file:
+        return settings.codec_tokens_file
     if settings.codec_token:
         return "TRANSFER_CODEC_TOKEN"
     return str(settings.data_dir / CODEC_TOKEN_FILE_NAME)
@@ -276,12 +289,14 @@ def sign_in_url(settings: Settings, base_url: str) -> str:
 async def serving_codec(
     settings: Settings,
     ring: KeyRing,
-    token: str,
+    tokens: Mapping[str, str],
     *,
     host: str = "127.0.0.1",
     port: int | None = None,
 ) -> AsyncIterator[str]:
     """Serve the codec server on this event loop until the block exits; yield its base URL.
+
+    `tokens` are by person (`Settings.codec_tokens`).
 
     Browsers may call it from the Web UI's origin (TEMPORAL_UI_URL), and
     reach it at TRANSFER_CODEC_URL (its public URL). `port` defaults to
@@ -292,7 +307,7 @@ async def serving_codec(
     """
     app = codec_app(
         EncryptionCodec(ring),
-        tokens={"codec-token": token},
+        tokens=tokens,
         allowed_origins=[origin_of(settings.ui_url)],
         public_url=settings.codec_url,
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from app.codec_tokens import SHARED_PERSON, InvalidCodecTokens, named_tokens, strong_token
 from app.keys import (
     InvalidKeyRing,
     KeyRing,
@@ -98,6 +99,11 @@ class Settings:
     #: ``TRANSFER_CODEC_TOKEN``: the bearer token the codec server accepts
     #: (default: the one in ``<data dir>/codec-token``; kept out of repr).
     codec_token: str = field(default="", repr=False)
+    #: ``TRANSFER_CODEC_TOKENS``: ``name:token,...``, a token per person
+    #: (instead of the shared one; kept out of repr).
+    codec_tokens_text: str = field(default="", repr=False)
+    #: ``TRANSFER_CODEC_TOKENS_FILE``: the same, one ``name:token`` a line.
+    codec_tokens_file: str = ""
 
     @property
     def multi_bank(self) -> bool:
@@ -149,6 +155,8 @@ class Settings:
                 env.get("TRANSFER_CODEC_URL") or f"http://localhost:{DEFAULT_CODEC_PORT}"
             ).rstrip("/"),
             codec_token=env.get("TRANSFER_CODEC_TOKEN", "").strip(),
+            codec_tokens_text=env.get("TRANSFER_CODEC_TOKENS", "").strip(),
+            codec_tokens_file=env.get("TRANSFER_CODEC_TOKENS_FILE", "").strip(),
         )
 
     @property
@@ -201,7 +209,7 @@ class Settings:
                 owner-only and this user's.
         """
         if self.codec_token:
-            return _strong_token(self.codec_token, "TRANSFER_CODEC_TOKEN")
+            return _strong(self.codec_token, "TRANSFER_CODEC_TOKEN")
         path = self.data_dir / CODEC_TOKEN_FILE_NAME
         if path.exists():
             try:
@@ -211,7 +219,7 @@ class Settings:
             except OSError as err:
                 raise ConfigError(f"cannot read codec token file {path}: {err.strerror}") from None
             if token:
-                return _strong_token(token, str(path))
+                return _strong(token, str(path))
         if not create:
             raise ConfigError(
                 f"The codec server needs a bearer token: set TRANSFER_CODEC_TOKEN or put one in "
@@ -220,6 +228,26 @@ class Settings:
         token = secrets.token_urlsafe(32)
         write_private_file(path, token + "\n")
         return token
+
+    def codec_tokens(self, *, create: bool = False) -> dict[str, str]:
+        """The codec server's tokens by person (app/codec_tokens.py).
+
+        TRANSFER_CODEC_TOKENS or TRANSFER_CODEC_TOKENS_FILE, else the shared
+        token (`codec_token_value`, `create` as there) held by `SHARED_PERSON`.
+
+        Raises:
+            ConfigError: The tokens are malformed, weak or ambiguous, or set
+                more than one way (the message never shows a token).
+        """
+        try:
+            named = named_tokens(
+                tokens=self.codec_tokens_text,
+                tokens_file=self.codec_tokens_file,
+                shared=self.codec_token,
+            )
+        except InvalidCodecTokens as err:
+            raise ConfigError(str(err)) from None
+        return named or {SHARED_PERSON: self.codec_token_value(create=create)}
 
     def secure_data_dir(self) -> str | None:
         """Close a data directory others can enter; one line saying so, or None.
@@ -237,7 +265,7 @@ class Settings:
         return self.bank_ledger_urls[self.require_bank(bank)]
 
     def open_ledger(self, bank: str | None = None) -> LedgerStore:
-        """The one ledger (no `bank`), or one bank's, created with its system accounts if new."""
+        """The one ledger (no `bank`), or one bank's; PostgreSQL's must be migrated (`migrate`)."""
         if bank is None:
             return open_store(self.ledger_url)
         return open_store(self.bank_ledger_url(bank), clearing_owner=BANK_CLEARING_OWNER)
@@ -273,19 +301,11 @@ def _banks(text: str) -> tuple[str, ...]:
     return banks
 
 
-#: The shortest codec token accepted: a guessable token would let anyone who
-#: reaches the codec server decrypt transfers (it has no rate limit of its own).
-MIN_CODEC_TOKEN_LENGTH = 16
-
-
-def _strong_token(token: str, source: str) -> str:
-    if len(token) < MIN_CODEC_TOKEN_LENGTH:
-        raise ConfigError(
-            f"The codec token in {source} is {len(token)} characters; use a random one of at "
-            f"least {MIN_CODEC_TOKEN_LENGTH} (`python starter.py codec-server --new-token` "
-            "makes one when no token is set)"
-        )
-    return token
+def _strong(token: str, source: str) -> str:
+    try:
+        return strong_token(token, source)
+    except InvalidCodecTokens as err:
+        raise ConfigError(str(err)) from None
 
 
 def _bank_ledger_url(env: Mapping[str, str], bank: str, data_dir: Path) -> str:

@@ -254,7 +254,7 @@ async def run(args: argparse.Namespace, console: Console) -> int:
             data_dir=data_dir,
             progress=progress,
         )
-        store = open_store(bench.ledger_url)
+        store = open_store(bench.ledger_url, migrate=True)  # before any worker checks it
         bench.accounts.open(store)
         started = time.monotonic()
         with progress:

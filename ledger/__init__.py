@@ -40,7 +40,8 @@ from ledger.models import (
     validate_owner,
 )
 from ledger.money import MAX_AMOUNT, format_amount, parse_amount
-from ledger.store import DEFAULT_LEDGER_URL, LedgerStore, open_store
+from ledger.schema import SCHEMA_VERSION, MigrationReport
+from ledger.store import DEFAULT_LEDGER_URL, LedgerStore, migrate, open_store
 
 __all__ = [
     "CLEARING_ACCOUNT",
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_LEDGER_URL",
     "EXTERNAL_ACCOUNT",
     "MAX_AMOUNT",
+    "SCHEMA_VERSION",
     "Account",
     "AccountClosed",
     "AccountExists",
@@ -69,6 +71,7 @@ __all__ = [
     "LedgerSchemaMismatch",
     "LedgerStore",
     "LedgerUnavailable",
+    "MigrationReport",
     "OperatorActionKind",
     "OperatorRecord",
     "PostingKind",
@@ -78,6 +81,7 @@ __all__ = [
     "StepSettled",
     "StepVoided",
     "format_amount",
+    "migrate",
     "open_store",
     "parse_amount",
     "validate_account_id",

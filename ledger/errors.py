@@ -166,7 +166,12 @@ class IdempotencyConflict(LedgerError):
 
 
 class LedgerSchemaMismatch(LedgerError):
-    """The database holds a ledger in a format this build does not read."""
+    """The ledger's schema is not one this process may use as it is.
+
+    Missing, older or newer than this code's version (ledger/schema.py), or
+    this database role may not read or migrate it; the message says what to
+    run (`saga-transfer migrate`, as the schema's owner).
+    """
 
 
 class LedgerUnavailable(LedgerError):

@@ -18,80 +18,19 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ledger.errors import LedgerSchemaMismatch, LedgerUnavailable
 from ledger.models import CLEARING_OWNER, validate_owner
+from ledger.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    MigrationReport,
+    require_current,
+    require_known,
+    steps_after,
+)
 from ledger.shown import quoted, redact_url
 from ledger.sql import Connection, SqlLedgerStore
 
-#: Bumped whenever the schema changes; stored in the ledger_schema table.
-SCHEMA_VERSION = 3
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS ledger_schema (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS accounts (
-    id          TEXT PRIMARY KEY,
-    owner       TEXT NOT NULL,
-    kind        TEXT NOT NULL CHECK (kind IN ('customer', 'clearing', 'external')),
-    balance     BIGINT NOT NULL DEFAULT 0,
-    status      TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'frozen', 'closed')),
-    created_at  TIMESTAMPTZ NOT NULL,
-    CHECK (kind <> 'customer' OR balance >= 0)
-);
-CREATE TABLE IF NOT EXISTS postings (
-    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    key           TEXT NOT NULL UNIQUE,
-    kind          TEXT NOT NULL
-                  CHECK (kind IN ('opening', 'debit', 'credit', 'reversal', 'manual')),
-    amount        BIGINT NOT NULL CHECK (amount > 0),
-    from_account  TEXT NOT NULL REFERENCES accounts (id),
-    to_account    TEXT NOT NULL REFERENCES accounts (id),
-    reverses      TEXT UNIQUE,
-    posted_at     TIMESTAMPTZ NOT NULL,
-    memo          TEXT,
-    CHECK (from_account <> to_account)
-);
-CREATE TABLE IF NOT EXISTS voids (
-    key           TEXT PRIMARY KEY,
-    reversal_key  TEXT NOT NULL UNIQUE,
-    posted_at     TIMESTAMPTZ NOT NULL
-);
-"""
-
-#: Version 2: the operator log, append-only (the trigger refuses any change).
-OPERATOR_LOG = """
-CREATE TABLE IF NOT EXISTS operator_log (
-    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    key          TEXT NOT NULL UNIQUE,
-    transfer_id  TEXT NOT NULL,
-    action       TEXT NOT NULL CHECK (action IN ('retry', 'resolve')),
-    operator     TEXT NOT NULL,
-    note         TEXT,
-    recorded_at  TIMESTAMPTZ NOT NULL
-);
-CREATE INDEX IF NOT EXISTS operator_log_by_transfer ON operator_log (transfer_id, id);
-CREATE OR REPLACE FUNCTION operator_log_append_only() RETURNS trigger
-    LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'operator_log is append-only';
-END
-$$;
-DROP TRIGGER IF EXISTS operator_log_append_only ON operator_log;
-CREATE TRIGGER operator_log_append_only BEFORE UPDATE OR DELETE ON operator_log
-    FOR EACH ROW EXECUTE FUNCTION operator_log_append_only();
-DROP TRIGGER IF EXISTS operator_log_no_truncate ON operator_log;
-CREATE TRIGGER operator_log_no_truncate BEFORE TRUNCATE ON operator_log
-    FOR EACH STATEMENT EXECUTE FUNCTION operator_log_append_only();
-"""
-
-#: Version 3: the keys an operator's settlement took over (they move no money again).
-SETTLED = """
-CREATE TABLE IF NOT EXISTS settled (
-    key             TEXT PRIMARY KEY,
-    settlement_key  TEXT NOT NULL,
-    settled_at      TIMESTAMPTZ NOT NULL
-);
-"""
-
-#: What takes a ledger from the version before each key to that version.
-MIGRATIONS = {2: OPERATOR_LOG, 3: SETTLED}
+#: Held while migrating, so several migrations at once take turns.
+MIGRATION_LOCK = 7411
 
 #: Errors after which the same call may well succeed: a lost connection, a
 #: deadlock or serialization failure, or two attempts of one key racing (the
@@ -107,6 +46,22 @@ _TRANSIENT = (
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
+def runtime_grants(role: str, schema: str) -> list[str]:
+    """The GRANT statements that give `role` runtime access to the ledger in `schema`."""
+    validate_name(role, "role")
+    validate_name(schema, "schema")
+    return [f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'] + [
+        f'GRANT {privileges} TO "{role}"' for step in MIGRATIONS for privileges in step.grants
+    ]
+
+
+def validate_name(name: str, what: str) -> str:
+    """`name` if it is a plain PostgreSQL identifier (a schema's or a role's), else ValueError."""
+    if not _SCHEMA_NAME.fullmatch(name):
+        raise ValueError(f"Invalid {what} name {quoted(name)}: use lowercase letters, digits, _")
+    return name
+
+
 def split_schema(url: str) -> tuple[str, str | None]:
     """Take our own `schema` query parameter off a PostgreSQL URL."""
     parts = urlsplit(url)
@@ -119,14 +74,20 @@ def split_schema(url: str) -> tuple[str, str | None]:
 class PostgresLedgerStore(SqlLedgerStore):
     """A ledger in PostgreSQL, shared safely by any number of workers on any hosts.
 
+    Opening one never changes its schema: it checks the version (one query)
+    and refuses a ledger that is missing, older or newer, naming `migrate`.
+    Only `migrate=True` (``saga-transfer migrate``, run as the schema's
+    owner) creates or upgrades it, so the workers' role needs no DDL rights.
+
     Args:
         url: ``postgresql://user@host:port/db``; ``?schema=NAME`` keeps the
-            ledger in its own schema (created if missing).
+            ledger in its own schema (created by the migration if missing).
         min_size: Connections the pool keeps open.
         max_size: Connections the pool may open; match the worker's activity
             threads.
-        clearing_owner: Owner label of the clearing account if this store
+        clearing_owner: Owner label of the clearing account if the migration
             creates it (an existing ledger keeps its label).
+        migrate: Create or upgrade the schema (and its system accounts).
     """
 
     _lock_clause = " FOR UPDATE"
@@ -140,27 +101,17 @@ class PostgresLedgerStore(SqlLedgerStore):
         min_size: int = 1,
         max_size: int = 16,
         clearing_owner: str = CLEARING_OWNER,
+        migrate: bool = False,
     ) -> None:
         self._clearing_owner = validate_owner(clearing_owner)
         conninfo, schema = split_schema(url)
-        if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
-            raise ValueError(
-                f"Invalid schema name {quoted(schema)}: use lowercase letters, digits, _"
-            )
+        if schema is not None:
+            validate_name(schema, "schema")
         self.schema = schema
         #: What messages and the repr show: never a password, wherever the URL carries it.
         self._display = redact_url(conninfo)
+        self._shown = redact_url(url)
         kwargs = {"options": f"-c search_path={schema}"} if schema else {}
-        if schema:
-            try:
-                with psycopg.connect(conninfo, autocommit=True) as conn, conn.transaction():
-                    # Two workers creating one schema at once: the loser of
-                    # an unlocked CREATE SCHEMA IF NOT EXISTS gets a unique
-                    # violation, so they take turns as the migration does.
-                    conn.execute("SELECT pg_advisory_xact_lock(7411)")
-                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            except psycopg.OperationalError as err:
-                raise LedgerUnavailable(f"Cannot connect to PostgreSQL at {self}: {err}") from err
         self._pool = ConnectionPool(
             conninfo, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False
         )
@@ -169,35 +120,105 @@ class PostgresLedgerStore(SqlLedgerStore):
         except PoolTimeout as err:
             raise LedgerUnavailable(f"Cannot connect to PostgreSQL at {self}: {err}") from err
         try:
-            self._migrate()
+            if migrate:
+                try:
+                    self.migration = self._migrate()
+                except pg_errors.InsufficientPrivilege as err:
+                    raise LedgerSchemaMismatch(
+                        f"this role may not migrate the ledger at {self._shown} ({err}): run "
+                        "`migrate` as the schema's owner"
+                    ) from None
+            else:
+                require_current(self._version(), self._shown)
         except (PoolTimeout, psycopg.OperationalError) as err:
             self._pool.close()
             raise LedgerUnavailable(f"Cannot prepare the ledger at {self}: {err}") from err
+        except BaseException:
+            self._pool.close()
+            raise
 
     def __repr__(self) -> str:
         schema = f", schema={self.schema!r}" if self.schema else ""
         return f"PostgresLedgerStore({self._display!r}{schema})"
 
-    def _migrate(self) -> None:
+    def _version(self) -> int | None:
+        """The schema's version, in one query; None when it has none (or no schema)."""
+        try:
+            with self._pool.connection(timeout=10) as conn:
+                row = conn.execute("SELECT max(version) FROM ledger_schema").fetchone()
+        except pg_errors.UndefinedTable:
+            self._require_schema_usage()
+            return None
+        except pg_errors.InsufficientPrivilege as err:
+            raise LedgerSchemaMismatch(
+                f"this role may not read the ledger at {self._shown} ({err}): grant it the "
+                "runtime privileges, `saga-transfer migrate --grant ROLE` as the schema's owner"
+            ) from None
+        return None if row is None or row[0] is None else int(row[0])
+
+    def _require_schema_usage(self) -> None:
+        """Refuse a schema that exists but this role may not use (its tables look missing)."""
+        if self.schema is None:
+            return
+        with self._pool.connection(timeout=10) as conn:
+            denied = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s"
+                " AND NOT has_schema_privilege(oid, 'USAGE')",
+                (self.schema,),
+            ).fetchone()
+        if denied:
+            raise LedgerSchemaMismatch(
+                f"this role may not use schema {self.schema} of the ledger at {self._shown}: "
+                "grant it the runtime privileges, `saga-transfer migrate --grant ROLE` as the "
+                "schema's owner"
+            )
+
+    def _migrate(self) -> MigrationReport:
+        """Create or upgrade the schema in one transaction: all of it or none."""
         with self._pool.connection(timeout=10) as conn, conn.transaction():
-            # One migrator at a time when several workers start together.
-            conn.execute("SELECT pg_advisory_xact_lock(7411)")
-            conn.execute(SCHEMA)
-            row = conn.execute("SELECT version FROM ledger_schema").fetchone()
+            # One migrator at a time when several start together.
+            conn.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+            if self.schema:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            found = conn.execute("SELECT to_regclass('ledger_schema') IS NOT NULL").fetchone()
+            row = None
+            if found == (True,):
+                row = conn.execute("SELECT version FROM ledger_schema").fetchone()
+            before = None if row is None else int(row[0])
+            if before is not None:
+                require_known(before, self._shown)
+            for step in steps_after(before or 0):
+                conn.execute(step.postgres)
             if row is None:
-                for migration in MIGRATIONS.values():
-                    conn.execute(migration)
                 conn.execute("INSERT INTO ledger_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
-            elif 1 <= row[0] < SCHEMA_VERSION:
-                # Upgrade in place, in this transaction: all of it or none.
-                for version in range(row[0] + 1, SCHEMA_VERSION + 1):
-                    conn.execute(MIGRATIONS[version])
+            else:
                 conn.execute("UPDATE ledger_schema SET version = %s", (SCHEMA_VERSION,))
-            elif row[0] != SCHEMA_VERSION:
-                raise LedgerSchemaMismatch(
-                    f"Ledger schema version {row[0]}, this build reads 1 to {SCHEMA_VERSION}"
-                )
             self._ensure_system_accounts(conn)
+        return MigrationReport(self._shown, before, SCHEMA_VERSION)
+
+    def grant_runtime(self, role: str) -> list[str]:
+        """Grant `role` what a worker and the operator commands need, nothing more; the statements.
+
+        USAGE on the schema, and per table only the privileges the ledger's
+        statements use: the operator log and the postings are never updated
+        or deleted, and no DDL is granted, so the role can neither change
+        the log nor disable its trigger (only the owner can).
+        """
+        statements = runtime_grants(role, self.schema or self._current_schema())
+        try:
+            with self._pool.connection(timeout=10) as conn, conn.transaction():
+                for statement in statements:
+                    conn.execute(statement)
+        except pg_errors.UndefinedObject as err:
+            raise ValueError(f"{err}: create it first (CREATE ROLE {role} LOGIN ...)") from None
+        return statements
+
+    def _current_schema(self) -> str:
+        with self._pool.connection(timeout=10) as conn:
+            row = conn.execute("SELECT current_schema()").fetchone()
+        if row is None or row[0] is None:
+            raise ValueError(f"the ledger at {self._shown} has no schema to grant access to")
+        return str(row[0])
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", "%s")

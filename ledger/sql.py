@@ -46,6 +46,7 @@ from ledger.models import (
     validate_owner,
 )
 from ledger.money import from_minor, parse_amount, to_minor
+from ledger.schema import MigrationReport
 
 
 class Cursor(Protocol):
@@ -78,6 +79,9 @@ class SqlLedgerStore(abc.ABC):
 
     #: Owner label of the clearing account when this store creates it.
     _clearing_owner = CLEARING_OWNER
+
+    #: What opening this store did to its schema; None when it only checked the version.
+    migration: MigrationReport | None = None
 
     @abc.abstractmethod
     def _transaction(self) -> AbstractContextManager[Connection]:

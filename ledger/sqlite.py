@@ -9,77 +9,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ledger.errors import LedgerSchemaMismatch, LedgerUnavailable
+from ledger.errors import LedgerUnavailable
 from ledger.models import CLEARING_OWNER, validate_owner
+from ledger.schema import (
+    SCHEMA_VERSION,
+    MigrationReport,
+    require_current,
+    require_known,
+    steps_after,
+)
 from ledger.sql import Connection, SqlLedgerStore
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS accounts (
-    id          TEXT PRIMARY KEY,
-    owner       TEXT NOT NULL,
-    kind        TEXT NOT NULL CHECK (kind IN ('customer', 'clearing', 'external')),
-    balance     INTEGER NOT NULL DEFAULT 0,
-    status      TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'frozen', 'closed')),
-    created_at  TEXT NOT NULL,
-    CHECK (kind <> 'customer' OR balance >= 0)
-);
-CREATE TABLE IF NOT EXISTS postings (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    key           TEXT NOT NULL UNIQUE,
-    kind          TEXT NOT NULL
-                  CHECK (kind IN ('opening', 'debit', 'credit', 'reversal', 'manual')),
-    amount        INTEGER NOT NULL CHECK (amount > 0),
-    from_account  TEXT NOT NULL REFERENCES accounts (id),
-    to_account    TEXT NOT NULL REFERENCES accounts (id),
-    reverses      TEXT UNIQUE,
-    posted_at     TEXT NOT NULL,
-    memo          TEXT,
-    CHECK (from_account <> to_account)
-);
-CREATE TABLE IF NOT EXISTS voids (
-    key           TEXT PRIMARY KEY,
-    reversal_key  TEXT NOT NULL UNIQUE,
-    posted_at     TEXT NOT NULL
-);
-"""
-
-#: Version 2: the operator log, append-only (the triggers refuse any change).
-OPERATOR_LOG = """
-CREATE TABLE IF NOT EXISTS operator_log (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    key          TEXT NOT NULL UNIQUE,
-    transfer_id  TEXT NOT NULL,
-    action       TEXT NOT NULL CHECK (action IN ('retry', 'resolve')),
-    operator     TEXT NOT NULL,
-    note         TEXT,
-    recorded_at  TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS operator_log_by_transfer ON operator_log (transfer_id, id);
-CREATE TRIGGER IF NOT EXISTS operator_log_no_update BEFORE UPDATE ON operator_log
-BEGIN
-    SELECT RAISE(ABORT, 'operator_log is append-only');
-END;
-CREATE TRIGGER IF NOT EXISTS operator_log_no_delete BEFORE DELETE ON operator_log
-BEGIN
-    SELECT RAISE(ABORT, 'operator_log is append-only');
-END;
-"""
-
-#: Version 3: the keys an operator's settlement took over (they move no money again).
-SETTLED = """
-CREATE TABLE IF NOT EXISTS settled (
-    key             TEXT PRIMARY KEY,
-    settlement_key  TEXT NOT NULL,
-    settled_at      TEXT NOT NULL
-);
-"""
-
-#: Bumped whenever the schema changes; stored in SQLite's user_version.
-SCHEMA_VERSION = 3
-
-#: What takes a ledger from the version before each key to that version.
-#: Idempotent, so two processes upgrading one file at once do no harm.
-MIGRATIONS = {2: OPERATOR_LOG, 3: SETTLED}
 
 #: How long a writer waits for another writer's lock before giving up (ms).
 BUSY_TIMEOUT_MS = 10_000
@@ -98,35 +37,51 @@ class SqliteLedgerStore(SqlLedgerStore):
     #: OpenTelemetry's name for the database system (`ledger.tracing`).
     DB_SYSTEM = "sqlite"
 
-    def __init__(self, path: Path, *, clearing_owner: str = CLEARING_OWNER) -> None:
+    def __init__(
+        self, path: Path, *, clearing_owner: str = CLEARING_OWNER, migrate: bool = True
+    ) -> None:
         self.path = path
         self._clearing_owner = validate_owner(clearing_owner)
         self._local = threading.local()
         self._open: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode = WAL")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            has_tables = conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'accounts'"
-            ).fetchone()[0]
-            if not has_tables:
-                script = SCHEMA + "".join(MIGRATIONS.values())
-            elif 1 <= version <= SCHEMA_VERSION:
-                script = "".join(MIGRATIONS[v] for v in range(version + 1, SCHEMA_VERSION + 1))
+        if not migrate and not path.exists():
+            # Refused before connecting: a connection would create an empty file.
+            require_current(None, str(path))
+        try:
+            if migrate:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with self._connect() as conn:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                with self._transaction() as tx:
+                    self.migration = self._migrate(tx)
             else:
-                raise LedgerSchemaMismatch(
-                    f"Ledger {path} has schema version {version}, this build reads 1 to "
-                    f"{SCHEMA_VERSION}: move the file aside, or run a newer build"
-                )
-            # One transaction: the tables and the version that names them, or neither.
-            conn.executescript(
-                f"BEGIN IMMEDIATE; {script} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            )
-        with self._transaction() as tx:
-            self._ensure_system_accounts(tx)
+                with self._connect() as conn:
+                    require_current(_version(conn), str(path))
+        except BaseException:
+            self.close()
+            raise
+
+    def _migrate(self, conn: Connection) -> MigrationReport:
+        """Bring the schema to `SCHEMA_VERSION` in the caller's (write-locked) transaction.
+
+        The version is read under the lock, so of two processes upgrading
+        one file at once the second finds the work done.
+        """
+        has_tables = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'accounts'", ()
+        ).fetchone()[0]
+        before = _version(conn) if has_tables else None
+        if before is not None:
+            require_known(before, str(self.path))
+        for step in steps_after(before or 0):
+            for statement in _statements(step.sqlite):
+                conn.execute(statement, ())
+        # In the transaction: the tables and the version that names them, or neither.
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}", ())
+        self._ensure_system_accounts(conn)
+        return MigrationReport(str(self.path), before, SCHEMA_VERSION)
 
     def __repr__(self) -> str:
         return f"SqliteLedgerStore({str(self.path)!r})"
@@ -208,3 +163,22 @@ class SqliteLedgerStore(SqlLedgerStore):
             connections, self._open = self._open, []
         for conn in connections:
             conn.close()
+
+
+def _version(conn: sqlite3.Connection | Connection) -> int:
+    return int(conn.execute("PRAGMA user_version", ()).fetchone()[0])
+
+
+def _statements(script: str) -> Iterator[str]:
+    """A script's statements one by one (a trigger's body stays whole).
+
+    `executescript` would commit the transaction the migration runs in first.
+    """
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement.strip()
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {statement.strip()[:60]!r}")

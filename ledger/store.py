@@ -9,7 +9,9 @@ from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from ledger.models import CLEARING_OWNER, Account, OperatorActionKind, OperatorRecord, Receipt
+from ledger.schema import MigrationReport
 from ledger.shown import quoted, redact_url
+from ledger.sql import SqlLedgerStore
 
 
 class LedgerStore(Protocol):
@@ -103,17 +105,31 @@ DEFAULT_LEDGER_URL = "sqlite:///.data/ledger.db"
 
 
 def open_store(
-    url: str = DEFAULT_LEDGER_URL, *, clearing_owner: str = CLEARING_OWNER
+    url: str = DEFAULT_LEDGER_URL,
+    *,
+    clearing_owner: str = CLEARING_OWNER,
+    migrate: bool | None = None,
 ) -> LedgerStore:
-    """Open the store a URL names, creating its schema if needed.
+    """Open the store a URL names, checking (or migrating) its schema.
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or a bare
     file path select SQLite; ``postgresql://user@host:port/db[?schema=name]``
-    selects PostgreSQL. `clearing_owner` labels the clearing account of a
-    ledger this call creates (an existing ledger keeps its label).
+    selects PostgreSQL.
+
+    Args:
+        url: The ledger.
+        clearing_owner: Labels the clearing account of a ledger this call
+            creates (an existing ledger keeps its label).
+        migrate: Create or upgrade the schema first. By default a SQLite
+            file (this process's own) is migrated and a PostgreSQL ledger
+            never is: it is only checked, and `migrate` (as the schema's
+            owner) is what creates or upgrades it.
 
     Raises:
         ValueError: The URL names a store this build does not have.
+        LedgerSchemaMismatch: Not migrating, and the schema is missing,
+            older or newer than this code's; or it is newer than this code
+            knows.
     """
     from ledger.sqlite import SqliteLedgerStore
 
@@ -124,14 +140,57 @@ def open_store(
         path = path[1:] if path.startswith("/") else path
         if not path:
             raise ValueError(f"LEDGER_URL has no file path: {redact_url(url)!r}")
-        return SqliteLedgerStore(Path(path), clearing_owner=clearing_owner)
+        return SqliteLedgerStore(
+            Path(path), clearing_owner=clearing_owner, migrate=migrate is not False
+        )
     if parsed.scheme in ("postgresql", "postgres"):
         from ledger.postgres import PostgresLedgerStore
 
-        return PostgresLedgerStore(url, clearing_owner=clearing_owner)
+        return PostgresLedgerStore(url, clearing_owner=clearing_owner, migrate=bool(migrate))
     if parsed.scheme == "" and url:
-        return SqliteLedgerStore(Path(url), clearing_owner=clearing_owner)
+        return SqliteLedgerStore(
+            Path(url), clearing_owner=clearing_owner, migrate=migrate is not False
+        )
     raise ValueError(
         f"Unsupported LEDGER_URL scheme {quoted(parsed.scheme)}: "
         "use sqlite:///path.db or postgresql://host/db"
     )
+
+
+def migrate(
+    url: str, *, clearing_owner: str = CLEARING_OWNER, grant_to: str | None = None
+) -> tuple[MigrationReport, list[str]]:
+    """Create or upgrade the ledger at `url` to this code's schema version.
+
+    For PostgreSQL, run it as the schema's owner: workers and commands only
+    check the version.
+
+    Args:
+        url: The ledger.
+        clearing_owner: Labels the clearing account if the ledger is created.
+        grant_to: A PostgreSQL role to grant the runtime privileges to
+            (`PostgresLedgerStore.grant_runtime`).
+
+    Returns:
+        What it did, and the GRANT statements it ran.
+
+    Raises:
+        ValueError: `grant_to` for a SQLite ledger (it has no roles), or a
+            malformed role name.
+        LedgerSchemaMismatch: The ledger is newer than this code knows.
+    """
+    from ledger.postgres import PostgresLedgerStore, validate_name
+
+    if grant_to is not None:
+        if urlparse(url).scheme not in ("postgresql", "postgres"):
+            raise ValueError("a SQLite ledger has no roles to grant: --grant is for PostgreSQL")
+        validate_name(grant_to, "role")
+    store = open_store(url, clearing_owner=clearing_owner, migrate=True)
+    try:
+        assert isinstance(store, SqlLedgerStore)
+        assert store.migration is not None
+        if not isinstance(store, PostgresLedgerStore) or grant_to is None:
+            return store.migration, []
+        return store.migration, store.grant_runtime(grant_to)
+    finally:
+        store.close()

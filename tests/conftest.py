@@ -97,7 +97,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger
         url = postgres_schema_url(request.getfixturevalue("postgres_url"))
     else:
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    ledger = open_accounts(open_store(url))
+    ledger = open_accounts(open_store(url, migrate=True))
     yield ledger
     if isinstance(ledger, PostgresLedgerStore):
         ledger.drop_schema()

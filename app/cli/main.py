@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from app.cli import accounts, demo, fleet, operators, schedules, security, transfers
+from app.cli import accounts, demo, fleet, migrate, operators, schedules, security, transfers
 from app.cli.commands import (
     Command,
     CommandParser,
@@ -35,6 +35,7 @@ def starter_parser(prog: str = "starter.py") -> CommandParser:
     schedules.add_commands(commands)
     demo.add_commands(commands)
     operators.add_log_command(commands)
+    migrate.add_commands(commands)
     security.add_commands(commands)
     add_json_option(parser)
     return parser

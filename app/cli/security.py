@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from app.cli.commands import Args, CommandParser, add_command
 from app.cli.output import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError, Output, warn
+from app.codec_tokens import SHARED_PERSON
 from app.config import ConfigError, Settings
 from app.keys import generate_ring, read_key_file, write_key_file
 
@@ -148,12 +149,12 @@ async def _codec_server(settings: Settings, args: CodecServer) -> int:
             EXIT_USAGE,
         )
     try:
-        token = settings.codec_token_value()
+        tokens = settings.codec_tokens()
         created = False
     except ConfigError:
-        if not args.new_token:
+        if not args.new_token or settings.codec_tokens_text or settings.codec_tokens_file:
             raise
-        token = settings.codec_token_value(create=True)
+        tokens = settings.codec_tokens(create=True)
         created = True
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -162,7 +163,7 @@ async def _codec_server(settings: Settings, args: CodecServer) -> int:
     async with contextlib.AsyncExitStack() as stack:
         try:
             url = await stack.enter_async_context(
-                serving_codec(settings, ring, token, host=args.host, port=port)
+                serving_codec(settings, ring, tokens, host=args.host, port=port)
             )
         except OSError as err:
             raise CommandError(
@@ -171,8 +172,13 @@ async def _codec_server(settings: Settings, args: CodecServer) -> int:
         if created:
             out.note(f"Created a new codec token in {token_source(settings)} (owner-only)")
         elif args.new_token:
-            out.note(f"Kept the codec token already in {token_source(settings)}")
+            out.note(f"Kept the codec tokens already in {token_source(settings)}")
         lines = [f"Codec server listening on {url} for the Web UI at {settings.ui_url}"]
+        if set(tokens) != {SHARED_PERSON}:
+            lines.append(
+                f"  Tokens of {', '.join(sorted(tokens))} (from {token_source(settings)}); "
+                "each decode is logged under its person's name."
+            )
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             warn(
                 f"warning: plain HTTP on {args.host}: the token, the sign-in cookie and "
@@ -199,6 +205,7 @@ async def _codec_server(settings: Settings, args: CodecServer) -> int:
                 "sign_in_url": login,
                 "token_source": str(token_source(settings)),
                 "token_created": created,
+                "people": sorted(tokens),
             },
             indent=None,
         )

@@ -236,7 +236,9 @@ async def _serve(
             EXIT_USAGE,
         )
     served = [settings.require_bank(bank)] if bank else [] if workflows_only else settings.banks
+    # Before Temporal: a ledger this code cannot use is refused first, in one line.
     stores = {b: settings.open_ledger(b) for b in served}
+    single = None if settings.multi_bank else settings.open_ledger()
     async with server_client(settings, dev=dev, runtime=runtime) as client:
         if bank is None:
             missing = await missing_search_attributes(client)
@@ -248,10 +250,9 @@ async def _serve(
                 )
         where = f"{client.service_client.config.target_host} (namespace {client.namespace})"
         running: contextlib.AbstractAsyncContextManager[Any]
-        if not settings.multi_bank:
-            store = settings.open_ledger()
-            running = running_worker(client, store, task_queue=settings.task_queue)
-            what = f"task queue {settings.task_queue!r} at {where}, ledger {store!r}"
+        if single is not None:
+            running = running_worker(client, single, task_queue=settings.task_queue)
+            what = f"task queue {settings.task_queue!r} at {where}, ledger {single!r}"
         else:
             running = running_bank_workers(
                 client, stores, task_queue=settings.task_queue, workflows=bank is None
@@ -279,9 +280,9 @@ async def _serve_codec(stack: contextlib.AsyncExitStack, settings: Settings, rin
 
     from app.codec_server import codec_port, serving_codec, sign_in_url, token_source
 
-    token = settings.codec_token_value(create=True)
+    tokens = settings.codec_tokens(create=True)
     try:
-        url = await stack.enter_async_context(serving_codec(settings, ring, token))
+        url = await stack.enter_async_context(serving_codec(settings, ring, tokens))
     except OSError as err:
         why = (
             "is taken (another `worker.py --dev` may serve it)"

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+from app.codec_log import DECODE_LOGGER
 from app.codec_server import SESSION_COOKIE, serving_codec
 from app.config import Settings
 from app.processes import free_port
@@ -51,6 +53,8 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 CODEC_TOKEN = "web-ui-test-codec-token"
+#: Who holds a codec token: the browser signs in with Alice's, so the decode log names her.
+PEOPLE = {"alice": CODEC_TOKEN, "bob": "web-ui-bobs-own-codec-token"}
 #: The UI's "Readable" input of the compensated transfer, and its summary.
 INPUT_TEXT = '"source_account": "ACC-003"'
 SUMMARY = "Transfer 20.00 ACC-003 -> ACC-404"
@@ -105,7 +109,7 @@ async def web_ui(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WebU
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     settings = Settings(ledger_url="", task_queue="", ui_url=origin)
-    async with serving_codec(settings, TEST_RING, CODEC_TOKEN, port=0) as codec_url:
+    async with serving_codec(settings, TEST_RING, PEOPLE, port=0) as codec_url:
         env = await WorkflowEnvironment.start_local(
             data_converter=TEST_CONVERTER,
             dev_server_existing_path=temporal_cli(),
@@ -185,15 +189,22 @@ async def include_credentials(page: Any, ui: WebUI) -> dict[str, str]:
 
 
 async def test_web_ui_finds_a_transfer_by_status_and_shows_its_summary_and_steps(
-    web_ui: WebUI, browser: Any
+    web_ui: WebUI, browser: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Signed in to the codec: filter by TransferStatus, open it; input, summaries, steps show."""
+    """Signed in to the codec: filter by TransferStatus, open it; input, summaries, steps show.
+
+    The codec server's decode log names who decrypted (Alice, by her
+    session) and the namespace, never what was decrypted.
+    """
     from playwright.async_api import expect
+
+    caplog.set_level(logging.INFO, logger=DECODE_LOGGER)
 
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     signed_in = await sign_in(page, web_ui, CODEC_TOKEN)
     assert 200 == signed_in.status
+    await expect(page.locator("body")).to_contain_text("signed in to the codec server as alice")
     assert SESSION_COOKIE in {cookie["name"] for cookie in await context.cookies()}
     stored = await include_credentials(page, web_ui)
     # The UI keeps its Codec Server setting in localStorage, as JSON values.
@@ -233,6 +244,11 @@ async def test_web_ui_finds_a_transfer_by_status_and_shows_its_summary_and_steps
     (ARTIFACTS / "web-ui-user-metadata.txt").write_text(await read_frames(page))
     await page.screenshot(path=ARTIFACTS / "web-ui-user-metadata.png", full_page=True)
     await context.close()
+    decodes = [r.getMessage() for r in caplog.records if r.name == DECODE_LOGGER]
+    assert decodes, "no decode was logged"
+    said = "person='alice' via=session op=decode namespace='default' payloads="
+    assert all(said in line and line.endswith("status=200") for line in decodes), decodes
+    assert not any("ACC-003" in line or "20.00" in line for line in decodes)
 
 
 async def test_web_ui_without_a_codec_sign_in_shows_only_ciphertext(

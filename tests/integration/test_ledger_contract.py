@@ -26,7 +26,6 @@ from ledger import (
     InvalidMemo,
     InvalidOperator,
     InvalidOwner,
-    LedgerSchemaMismatch,
     LedgerStore,
     OperatorActionKind,
     PostingKind,
@@ -35,8 +34,6 @@ from ledger import (
     StepVoided,
     open_store,
 )
-from ledger import postgres as postgres_store
-from ledger import sqlite as sqlite_store
 from ledger.audit import audit
 from ledger.postgres import PostgresLedgerStore, split_schema
 from ledger.sql import SqlLedgerStore
@@ -62,7 +59,7 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
     opened: list[LedgerStore] = []
 
     def make(**options: str) -> LedgerStore:
-        store = open_store(url, **options)
+        store = open_store(url, migrate=True, **options)
         opened.append(store)
         return store
 
@@ -281,7 +278,7 @@ def test_a_late_step_and_its_void_never_both_commit(
         url = postgres_schema_url(request.getfixturevalue("postgres_url"))
     else:
         url = f"sqlite:///{tmp_path / 'race.db'}"
-    store = open_store(url)
+    store = open_store(url, migrate=True)
     try:
         store.open_account("ACC-001", "Alice", Decimal("1000"))
         store.open_account("ACC-002", "Bob")
@@ -775,122 +772,3 @@ def test_two_stores_on_one_database_share_the_operator_log(make_store: StoreFact
     )
     assert again.replayed
     assert ["alice"] == [r.operator for r in second.operator_actions("t1")]
-
-
-# -- upgrading a ledger written by an earlier build -----------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def v1_ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A ledger as schema version 1 left it: no operator log, Alice's account and a debit."""
-    account = "INSERT INTO accounts (id, owner, kind, balance, status, created_at) VALUES "
-    rows = [
-        f"{account}('CLEARING', 'Transfers in flight', 'clearing', 2500, 'open', '{_V1_TIME}')",
-        f"{account}('EXTERNAL', 'Outside world', 'external', -10000, 'open', '{_V1_TIME}')",
-        f"{account}('ACC-001', 'Alice', 'customer', 7500, 'open', '{_V1_TIME}')",
-        "INSERT INTO postings (key, kind, amount, from_account, to_account, posted_at) VALUES "
-        f"('open/ACC-001', 'opening', 10000, 'EXTERNAL', 'ACC-001', '{_V1_TIME}'), "
-        f"('t0/debit', 'debit', 2500, 'ACC-001', 'CLEARING', '{_V1_TIME}')",
-    ]
-    if request.param == "sqlite":
-        path = tmp_path / "v1.db"
-        with contextlib.closing(sqlite3.connect(path)) as conn:
-            conn.executescript(sqlite_store.SCHEMA + ";".join(rows) + "; PRAGMA user_version = 1;")
-        yield f"sqlite:///{path}"
-        return
-    url = postgres_schema_url(request.getfixturevalue("postgres_url"))
-    conninfo, schema = split_schema(url)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-        conn.execute(f'SET search_path = "{schema}"')
-        conn.execute(postgres_store.SCHEMA)
-        conn.execute("INSERT INTO ledger_schema (version) VALUES (1)")
-        for row in rows:
-            conn.execute(row)
-    yield url
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-_V1_TIME = "2025-01-02T03:04:05.000000+00:00"
-
-
-def _schema_version(store: LedgerStore) -> int:
-    assert isinstance(store, SqlLedgerStore)
-    statement = (
-        "PRAGMA user_version" if isinstance(store, SqliteLedgerStore) else
-        "SELECT version FROM ledger_schema"
-    )  # fmt: skip
-    with store._transaction() as conn:
-        return int(conn.execute(statement, ()).fetchone()[0])
-
-
-def test_a_version_1_ledger_is_upgraded_in_place_and_keeps_its_postings(
-    v1_ledger_url: str,
-) -> None:
-    """Opening a v1 ledger adds the operator log and settlements; postings are as they were."""
-    store = open_store(v1_ledger_url)
-    try:
-        assert 3 == _schema_version(store)
-        assert [] == store.operator_actions()
-        assert {"ACC-001": Decimal("75.00"), "CLEARING": Decimal("25.00")}.items() <= balances(
-            store
-        ).items()
-        assert ["open/ACC-001", "t0/debit"] == [r.key for r in store.receipts()]
-        store.reverse("t0/reverse_debit", original_key="t0/debit")
-        store.record_operator_action(
-            "t0/operator/u1", transfer_id="t0", action="retry", operator="alice", note=None
-        )
-    finally:
-        store.close()
-    reopened = open_store(v1_ledger_url)  # already at version 3: opens as it is
-    try:
-        assert 3 == _schema_version(reopened)
-        assert ["t0/operator/u1"] == [r.key for r in reopened.operator_actions()]
-        assert Decimal("100.00") == reopened.get_account("ACC-001").balance
-        keys = ["t0/debit", "t0/reverse_debit"]
-        assert None is reopened.settle_manually(
-            "t0/settle", source_keys=keys, to_account="EXTERNAL", memo="checked"
-        )
-        with pytest.raises(StepSettled):
-            reopened.debit("t0/debit", "ACC-001", Decimal("25"))
-    finally:
-        reopened.close()
-
-
-def test_workers_starting_together_on_a_new_schema_all_open_it(postgres_url: str) -> None:
-    """Eight stores created at once on one new schema: each opens, one ledger results."""
-    url = postgres_schema_url(postgres_url)
-    opened: list[LedgerStore] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
-
-    def start() -> None:
-        barrier.wait()
-        try:
-            opened.append(open_store(url))
-        except BaseException as err:  # what the test checks
-            errors.append(err)
-
-    threads = [threading.Thread(target=start) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    try:
-        assert [] == errors
-        assert ["CLEARING", "EXTERNAL"] == sorted(a.id for a in opened[0].list_accounts())
-    finally:
-        opened[0].drop_schema()  # type: ignore[attr-defined]
-        for store in opened:
-            store.close()
-
-
-def test_a_ledger_from_a_newer_build_is_refused(tmp_path: Path) -> None:
-    """A schema version this build does not know is not guessed at."""
-    path = tmp_path / "v9.db"
-    open_store(f"sqlite:///{path}").close()
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        conn.execute("PRAGMA user_version = 9")
-    with pytest.raises(LedgerSchemaMismatch, match="version 9"):
-        open_store(f"sqlite:///{path}")

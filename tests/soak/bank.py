@@ -437,13 +437,13 @@ async def run_soak(config: SoakConfig, workdir: Path) -> SoakReport:
     run = _Run(config, workdir)
     if config.banks:
         stores = {
-            bank: open_store(url, clearing_owner=BANK_CLEARING_OWNER)
+            bank: open_store(url, clearing_owner=BANK_CLEARING_OWNER, migrate=True)
             for bank, url in run.bank_urls.items()
         }
         codes = [bank.upper() for bank in config.banks]
         accounts = [f"{codes[n % len(codes)]}-{n:02d}" for n in range(config.accounts)]
     else:
-        stores = {"": open_store(run.ledger_url)}
+        stores = {"": open_store(run.ledger_url, migrate=True)}
         accounts = [f"SOAK-{n:02d}" for n in range(config.accounts)]
     for account_id in accounts:
         bank = bank_of(account_id, config.banks) if config.banks else ""

@@ -25,8 +25,8 @@ def open_accounts(store: LedgerStore) -> LedgerStore:
 
 
 def seeded_ledger(url: str) -> LedgerStore:
-    """The ledger at `url`, with Alice, Bob and Charlie opened in it."""
-    return open_accounts(open_store(url))
+    """The ledger at `url`, migrated (as its owner would), with Alice, Bob and Charlie in it."""
+    return open_accounts(open_store(url, migrate=True))
 
 
 def postgres_schema_url(base: str) -> str:

@@ -15,7 +15,7 @@ from app.cli.worker import worker_parser
 COMMANDS = {
     "accounts open", "accounts list", "accounts close", "accounts freeze", "accounts unfreeze",
     "transfer", "status", "cancel", "retry", "resolve", "list", "stats", "setup", "audit",
-    "demo", "operator-log", "keys list", "keys new", "codec-server",
+    "demo", "operator-log", "migrate", "keys list", "keys new", "codec-server",
     "schedule create", "schedule list", "schedule describe", "schedule pause",
     "schedule unpause", "schedule trigger", "schedule delete",
 }  # fmt: skip

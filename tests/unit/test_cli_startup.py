@@ -36,6 +36,7 @@ LEDGER_ONLY = [
     ["starter", "accounts", "open", "ACC-001", "--owner", "Alice", "--balance", "10"],
     ["starter", "audit", "--no-temporal"],
     ["starter", "operator-log"],
+    ["starter", "migrate"],
     ["worker", "--help"],
 ]
 

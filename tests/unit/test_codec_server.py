@@ -233,7 +233,7 @@ async def test_tokens_never_reach_the_log(codec: Client, caplog: pytest.LogCaptu
         await sign_in(codec)
         await codec.post("/decode", json=body(PLAIN), headers=bearer())
         await codec.post("/decode", json=body(PLAIN), headers=bearer("wrong-token-value"))
-    assert "signed in with token 'test'" in caplog.text
+    assert "signed in as 'test'" in caplog.text
     assert TOKEN not in caplog.text
     assert "wrong-token-value" not in caplog.text
 
@@ -404,7 +404,7 @@ async def test_serving_codec_serves_on_a_port_and_refuses_a_taken_one() -> None:
     settings = Settings(
         ledger_url="", task_queue="", ui_url=UI_ORIGIN, codec_url="http://127.0.0.1:8234"
     )
-    async with serving_codec(settings, TEST_RING, TOKEN, port=0) as url:
+    async with serving_codec(settings, TEST_RING, {"test": TOKEN}, port=0) as url:
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{url}/health") as response:
                 assert 200 == response.status
@@ -415,7 +415,7 @@ async def test_serving_codec_serves_on_a_port_and_refuses_a_taken_one() -> None:
                 assert UI_ORIGIN == response.headers["Access-Control-Allow-Origin"]
         port = int(url.rsplit(":", 1)[1])
         with pytest.raises(OSError, match=r"(?i)address already in use"):
-            async with serving_codec(settings, TEST_RING, TOKEN, port=port):
+            async with serving_codec(settings, TEST_RING, {"test": TOKEN}, port=port):
                 pass
 
 
@@ -435,7 +435,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def starter_env(data_dir: Path, **env: str) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if k != "TRANSFER_CODEC_TOKEN"}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TRANSFER_CODEC_TOKEN")}
     return environment | {"TRANSFER_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"} | env
 
 
@@ -567,7 +567,7 @@ async def test_the_access_log_has_no_query_string_and_quotes_header_values(
     forged = 'curl" 200 "admin'
     with caplog.at_level(logging.INFO, logger="aiohttp.access"):
         async with (
-            serving_codec(settings, TEST_RING, TOKEN, port=0) as url,
+            serving_codec(settings, TEST_RING, {"test": TOKEN}, port=0) as url,
             aiohttp.ClientSession() as session,
             session.post(
                 f"{url}/decode?token={TOKEN}",

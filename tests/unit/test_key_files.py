@@ -33,7 +33,7 @@ def assert_no_key_material(message: str, *secrets: str) -> None:
 #: Another user, for files "planted" by someone else (the tests run as root, who may chown).
 STRANGER = 65534
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
-TOKEN = "t" * 32
+TOKEN = "token-in-a-file-0123456789abcdef"
 
 
 @pytest.fixture
