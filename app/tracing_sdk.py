@@ -51,6 +51,8 @@ def configured_provider(service: str) -> TracerProvider:
             another tracer provider was set first.
     """
     os.environ.setdefault("OTEL_TRACES_EXPORTER", "otlp")
+    # OTLP over HTTP (port 4318) is the exporter installed; see pyproject.toml.
+    os.environ.setdefault("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     given = OTELResourceDetector().detect().attributes
     try:
         # The SDK's configurator has no annotations.
@@ -62,7 +64,7 @@ def configured_provider(service: str) -> TracerProvider:
     except RuntimeError as err:  # the SDK's words for an exporter or protocol it lacks
         raise TracingConfigError(
             f"OpenTelemetry tracing: {err}; installed are OTEL_TRACES_EXPORTER=console, otlp "
-            "or none, and OTLP over grpc"
+            "or none, and OTLP over http/protobuf"
         ) from err
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):

@@ -1,6 +1,7 @@
 """Shared fixtures: a time-skipping Temporal environment and fresh ledgers."""
 
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -111,3 +112,27 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("time skipped: simulated vs wall time")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+#: The session's exit status, kept for `pytest_unconfigure`.
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Keep the exit status for the exit below."""
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave once everything is reported, without the interpreter's finalization.
+
+    Threads of the Temporal SDK's core can still call into Python while the
+    interpreter finalizes, which now and then aborts the process
+    (``PyGILState_Release ... must be current``) after every test passed:
+    a red `make test` with nothing wrong. The entry points leave the same way
+    (`app.cli.output.exit_process`).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_EXIT_STATUS[-1] if _EXIT_STATUS else 0)

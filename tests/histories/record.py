@@ -10,8 +10,11 @@ change to the workflow's commands, and only together with `workflow.patched`
 import asyncio
 import contextlib
 import json
+import os
+import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,11 +31,11 @@ from app.worker import running_bank_workers
 from ledger import LedgerStore, open_store
 from tests.keys import TEST_CONVERTER, TEST_RING
 from tests.support.doubles import freezing_credit, hanging_step
-from tests.support.transfers import park
+from tests.support.transfers import park, wait_for_status
 from tests.support.workers import transfer_worker
-from workflows.contract import ResolveRequest, RetryRequest, TransferRequest
+from workflows.contract import ResolveRequest, RetryRequest, TransferRequest, TransferStatus
 from workflows.transfer import TransferWorkflow
-from workflows.visibility import SEARCH_ATTRIBUTES
+from workflows.visibility import SEARCH_ATTRIBUTES, search_attributes
 
 HERE = Path(__file__).parent
 Scenario = Callable[[Client, LedgerStore], Awaitable[WorkflowHandle[Any, Any]]]
@@ -171,6 +174,47 @@ async def cross_bank_refused(client: Client, store: LedgerStore) -> WorkflowHand
         return await _finish(handle)
 
 
+async def scheduled(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
+    """Dated three seconds ahead: `scheduled` on a timer, then debit and credit."""
+    req = TransferRequest(
+        source_account="ACC-001",
+        destination_account="ACC-002",
+        amount=Decimal("25"),
+        execute_at=datetime.now(UTC) + timedelta(seconds=3),
+    )
+    async with transfer_worker(client, store) as tq:
+        handle = await client.start_workflow(
+            TransferWorkflow.run,
+            req,
+            id="scheduled",
+            task_queue=tq,
+            search_attributes=search_attributes(req, "scheduled"),
+        )
+        return await _finish(handle)
+
+
+async def needs_attention_retried_by_itself(
+    client: Client, store: LedgerStore
+) -> WorkflowHandle[Any, Any]:
+    """Parked (the refund refused), unfrozen, then refunded by an automatic retry: no operator.
+
+    A five-second retry window, so the one automatic retry runs when it ends.
+    """
+    req = TransferRequest(
+        source_account="ACC-001",
+        destination_account="ACC-404",
+        amount=Decimal("80"),
+        compensation_retry_window_seconds=5,
+    )
+    async with transfer_worker(client, store, credit=freezing_credit(store)) as tq:
+        handle = await client.start_workflow(
+            TransferWorkflow.run, req, id="needs_attention_retried_by_itself", task_queue=tq
+        )
+        await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
+        store.unfreeze_account("ACC-001")
+        return await _finish(handle)
+
+
 SCENARIOS: list[Scenario] = [
     completed,
     insufficient_funds,
@@ -180,11 +224,19 @@ SCENARIOS: list[Scenario] = [
     needs_attention_resolved,
     low_latency_credit_failure,
     cross_bank_refused,
+    scheduled,
+    needs_attention_retried_by_itself,
 ]
 
 
-async def record(directory: Path = HERE) -> list[Path]:
-    """Run every scenario and write `<scenario>.json`; return the files written."""
+async def record(directory: Path = HERE, only: Sequence[str] = ()) -> list[Path]:
+    """Run every scenario (or those named in `only`) and write `<scenario>.json`.
+
+    Returns the files written.
+    """
+    unknown = set(only) - {scenario.__name__ for scenario in SCENARIOS}
+    if unknown:
+        raise SystemExit(f"no such scenario: {', '.join(sorted(unknown))}")
     env = await WorkflowEnvironment.start_local(
         data_converter=TEST_CONVERTER,
         dev_server_existing_path=temporal_cli(),
@@ -193,6 +245,8 @@ async def record(directory: Path = HERE) -> list[Path]:
     written = []
     try:
         for scenario in SCENARIOS:
+            if only and scenario.__name__ not in only:
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 store = open_store(str(Path(tmp) / "ledger.db"))
                 for account_id, owner, balance in [
@@ -213,4 +267,9 @@ async def record(directory: Path = HERE) -> list[Path]:
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    # `python -m tests.histories.record NAME...` records only those scenarios.
+    asyncio.run(record(only=sys.argv[1:]))
+    # Leave without the interpreter's finalization, which the SDK core's
+    # threads can crash now and then (as the entry points do).
+    sys.stdout.flush()
+    os._exit(0)

@@ -110,5 +110,5 @@ def test_an_exporter_or_protocol_not_installed_is_a_one_line_error(
     [line] = done.stderr.splitlines()
     assert line.startswith("error: OpenTelemetry tracing: ")
     assert line.endswith(
-        "installed are OTEL_TRACES_EXPORTER=console, otlp or none, and OTLP over grpc"
+        "installed are OTEL_TRACES_EXPORTER=console, otlp or none, and OTLP over http/protobuf"
     )

@@ -49,6 +49,10 @@ EXPECTED = {
     "low_latency_credit_failure",
     "cross_bank_refused",
 }
+#: Recorded since: a transfer dated ahead (its timer), and one parked whose
+#: refund an automatic retry made (`patches.COMPENSATION_RETRIES`). Only
+#: today's generation has them.
+RECORDED = EXPECTED | {"scheduled", "needs_attention_retried_by_itself"}
 
 
 def load(name: str, directory: Path = HISTORIES) -> WorkflowHistory:
@@ -57,8 +61,8 @@ def load(name: str, directory: Path = HISTORIES) -> WorkflowHistory:
 
 
 def test_every_recorded_scenario_is_checked_in() -> None:
-    """The eight scenarios the replay test stands on are all there, in both generations."""
-    assert EXPECTED == {p.stem for p in HISTORIES.glob("*.json")}
+    """The scenarios the replay test stands on are all there, in both generations."""
+    assert RECORDED == {p.stem for p in HISTORIES.glob("*.json")}
     assert EXPECTED == {p.stem for p in PLAIN.glob("*.json")}
 
 
@@ -85,7 +89,7 @@ def _payloads(node: object) -> Iterator[Payload]:
             yield from _payloads(value)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted(RECORDED))
 def test_recorded_histories_are_encrypted_and_hold_no_stack_trace(name: str) -> None:
     """Every payload is sealed with the test key, and none hides a recording machine's paths."""
     payloads = list(_payloads(json.loads((HISTORIES / f"{name}.json").read_text())))
@@ -109,7 +113,7 @@ async def test_histories_recorded_before_encryption_still_replay(name: str) -> N
     assert result.replay_failure is None
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted(RECORDED))
 async def test_recorded_history_replays_deterministically(name: str) -> None:
     """Today's workflows make exactly the commands each recorded history holds.
 
@@ -250,3 +254,18 @@ async def test_the_sandboxed_replay_catches_a_wall_clock_read() -> None:
     assert result.replay_failure is not None
     # The failure's message travels encrypted (Encoded failure); its type does not.
     assert "RestrictedWorkflowAccessError" in str(result.replay_failure)
+
+
+def test_the_recorded_durable_waits_are_workflow_timers() -> None:
+    """A dated transfer posts nothing before its timer fires; an automatic retry waits on one."""
+    scheduled = [e.event_type for e in load("scheduled").events]
+    assert scheduled.index(EventType.EVENT_TYPE_TIMER_FIRED) < scheduled.index(
+        EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    )
+    retried = [e.event_type for e in load("needs_attention_retried_by_itself").events]
+    fired = retried.index(EventType.EVENT_TYPE_TIMER_FIRED)
+    assert EventType.EVENT_TYPE_MARKER_RECORDED in retried[:fired]  # the patch, when it parked
+    # After the timer, the refund (one activity) completes and the transfer closes.
+    assert [EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED] == [
+        e for e in retried[fired:] if e.name.startswith("EVENT_TYPE_ACTIVITY_TASK_C")
+    ]
