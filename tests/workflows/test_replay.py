@@ -266,6 +266,5 @@ def test_the_recorded_durable_waits_are_workflow_timers() -> None:
     fired = retried.index(EventType.EVENT_TYPE_TIMER_FIRED)
     assert EventType.EVENT_TYPE_MARKER_RECORDED in retried[:fired]  # the patch, when it parked
     # After the timer, the refund (one activity) completes and the transfer closes.
-    assert [EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED] == [
-        e for e in retried[fired:] if e.name.startswith("EVENT_TYPE_ACTIVITY_TASK_C")
-    ]
+    assert 1 == retried[fired:].count(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED not in retried[fired:]
