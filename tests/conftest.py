@@ -42,9 +42,9 @@ def postgres_url() -> str:
 @pytest.fixture(autouse=True)
 async def _no_workflow_left_running(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     """Terminate what a test left running on the time-skipping server (see StartedWorkflows)."""
+    environment = request.getfixturevalue("env") if "env" in request.fixturenames else None
     yield
-    if "env" in request.fixturenames:
-        environment: WorkflowEnvironment = request.getfixturevalue("env")
+    if isinstance(environment, WorkflowEnvironment):
         await skipping.LEFT_RUNNING.terminate_running(environment.client)
 
 
