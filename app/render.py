@@ -141,7 +141,8 @@ def audit_text(report: AuditReport, *, checked_temporal: bool) -> str:
     lines = [
         f"Accounts: {report.accounts}; postings: {report.postings}; transfers: {report.transfers}",
         f"Transfers by ledger outcome: {outcomes}",
-        f"Clearing: {report.clearing:,.2f}",
+        "Clearing: "
+        + (", ".join(f"{held:,} {cur}" for cur, held in sorted(report.clearing.items())) or "-"),
         "In-flight transfers checked against Temporal: "
         + ("yes" if checked_temporal else "no (none in flight, or --no-temporal)"),
     ]
@@ -160,12 +161,12 @@ def banks_audit_text(report: BanksAuditReport, *, checked_temporal: bool) -> str
     lines = [
         f"Transfers: {report.transfers} (by ledger outcome: {outcomes})",
         f"  {'Bank':<8} {'Accounts':>8} {'Postings':>8} {'Clearing':>14} "
-        f"{'Completed net':>14} {'In flight':>14}",
+        f"{'Completed net':>14} {'In flight':>14} Currency",
     ]
     for p in report.positions:
         lines.append(
-            f"  {p.bank:<8} {p.accounts:>8} {p.postings:>8} {p.clearing:>14,.2f} "
-            f"{p.completed_net:>14,.2f} {p.in_flight:>14,.2f}"
+            f"  {p.bank:<8} {p.accounts:>8} {p.postings:>8} {p.clearing:>14,} "
+            f"{p.completed_net:>14,} {p.in_flight:>14,} {p.currency}"
         )
     lines.append(
         "In-flight transfers checked against Temporal: "
