@@ -20,19 +20,22 @@ def balance_table(accounts: list[Account], bank: str | None = None) -> str:
     With `bank`, a Bank column leads (several banks: one table per bank).
     """
     order = {AccountKind.CUSTOMER: 0, AccountKind.CLEARING: 1, AccountKind.EXTERNAL: 2}
-    rows = sorted(accounts, key=lambda a: (order[a.kind], a.id))
+    rows = sorted(accounts, key=lambda a: (order[a.kind], a.id, a.currency))
     width = max([len(a.owner) for a in rows] + [5])
     lead = "" if bank is None else f"{bank:<8} "
     blank = "" if bank is None else " " * 9
     head = "" if bank is None else f"{'Bank':<8} "
-    lines = [f"  {head}{'Owner':<{width}}  {'Account':<12} {'Kind':<9} {'Balance':>14}"]
+    lines = [f"  {head}{'Owner':<{width}}  {'Account':<12} {'Kind':<9} {'Balance':>14} Currency"]
     for a in rows:
         flag = "" if a.status == "open" else f"  ({a.status})"
         lines.append(
-            f"  {lead}{a.owner:<{width}}  {a.id:<12} {a.kind:<9} {a.balance:>14,.2f}{flag}"
+            f"  {lead}{a.owner:<{width}}  {a.id:<12} {a.kind:<9} {a.balance:>14,} "
+            f"{a.currency}{flag}"
         )
-    total = sum((a.balance for a in accounts), Decimal("0.00"))
-    lines.append(f"  {blank}{'':<{width}}  {'':<12} {'sum':<9} {total:>14,.2f}")
+    # Each currency sums to zero on its own: one sum per currency.
+    for currency in sorted({a.currency for a in accounts}):
+        total = sum((a.balance for a in accounts if a.currency == currency), Decimal(0))
+        lines.append(f"  {blank}{'':<{width}}  {'':<12} {'sum':<9} {total:>14,} {currency}")
     return "\n".join(lines)
 
 
