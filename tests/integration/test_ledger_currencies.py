@@ -95,7 +95,7 @@ def test_an_unknown_currency_or_an_id_taken_in_another_currency_is_refused(
     ledger: LedgerStore,
 ) -> None:
     """Unknown codes in one line; one id is one account whatever its currency."""
-    with pytest.raises(UnknownCurrency, match="^Unknown currency 'XYZ': use an ISO 4217 code"):
+    with pytest.raises(UnknownCurrency, match=r"^Unknown currency 'XYZ'\: use an ISO 4217 code"):
         ledger.open_account("X-1", "Xavier", Decimal("1"), currency="XYZ")
     with pytest.raises(AccountExists):
         ledger.open_account("ACC-001", "Alice again", currency="EUR")
