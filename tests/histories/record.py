@@ -171,6 +171,12 @@ async def cross_bank_refused(client: Client, store: LedgerStore) -> WorkflowHand
         return await _finish(handle)
 
 
+async def currency_mismatch(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
+    """USD to a EUR account, hand-written (no currency): the debit refuses it, nothing posts."""
+    store.open_account("EUR-001", "Dora", Decimal("300.00"), currency="EUR")
+    return await _simple(client, store, "currency_mismatch", _request("ACC-001", "EUR-001", "50"))
+
+
 SCENARIOS: list[Scenario] = [
     completed,
     insufficient_funds,
@@ -180,11 +186,12 @@ SCENARIOS: list[Scenario] = [
     needs_attention_resolved,
     low_latency_credit_failure,
     cross_bank_refused,
+    currency_mismatch,
 ]
 
 
-async def record(directory: Path = HERE) -> list[Path]:
-    """Run every scenario and write `<scenario>.json`; return the files written."""
+async def record(directory: Path = HERE, only: list[str] | None = None) -> list[Path]:
+    """Run every scenario (or those named `only`) and write `<scenario>.json`; the files."""
     env = await WorkflowEnvironment.start_local(
         data_converter=TEST_CONVERTER,
         dev_server_existing_path=temporal_cli(),
@@ -193,6 +200,8 @@ async def record(directory: Path = HERE) -> list[Path]:
     written = []
     try:
         for scenario in SCENARIOS:
+            if only and scenario.__name__ not in only:
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 store = open_store(str(Path(tmp) / "ledger.db"))
                 for account_id, owner, balance in [
@@ -213,4 +222,8 @@ async def record(directory: Path = HERE) -> list[Path]:
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    import sys
+
+    # `python -m tests.histories.record NAME ...` records only those scenarios:
+    # a new one is added without re-recording the others.
+    asyncio.run(record(only=sys.argv[1:] or None))

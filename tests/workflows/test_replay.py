@@ -48,7 +48,11 @@ EXPECTED = {
     "needs_attention_resolved",
     "low_latency_credit_failure",
     "cross_bank_refused",
+    "currency_mismatch",
 }
+
+#: Scenarios recorded after the plain-text generation: they have no plain twin.
+LATER = {"currency_mismatch"}
 
 
 def load(name: str, directory: Path = HISTORIES) -> WorkflowHistory:
@@ -57,9 +61,9 @@ def load(name: str, directory: Path = HISTORIES) -> WorkflowHistory:
 
 
 def test_every_recorded_scenario_is_checked_in() -> None:
-    """The eight scenarios the replay test stands on are all there, in both generations."""
+    """Every recorded scenario is there; the plain generation holds the first eight."""
     assert EXPECTED == {p.stem for p in HISTORIES.glob("*.json")}
-    assert EXPECTED == {p.stem for p in PLAIN.glob("*.json")}
+    assert EXPECTED - LATER == {p.stem for p in PLAIN.glob("*.json")}
 
 
 def _payloads(node: object) -> Iterator[Payload]:
@@ -98,7 +102,7 @@ def test_recorded_histories_are_encrypted_and_hold_no_stack_trace(name: str) -> 
         assert b".py" not in opened.data
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted(EXPECTED - LATER))
 async def test_histories_recorded_before_encryption_still_replay(name: str) -> None:
     """A transfer started in plain text, before the operator log, replays on today's code."""
     replayer = Replayer(
