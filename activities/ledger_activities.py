@@ -23,12 +23,14 @@ from ledger import (
     Receipt,
     parse_amount,
     validate_account_id,
+    validate_currency,
     validate_memo,
     validate_operator,
 )
 
 Amount = Annotated[Decimal, BeforeValidator(parse_amount)]
 AccountId = Annotated[str, BeforeValidator(validate_account_id)]
+Currency = Annotated[str, BeforeValidator(validate_currency)]
 T = TypeVar("T")
 Note = Annotated[str, BeforeValidator(validate_memo)]
 Operator = Annotated[str, BeforeValidator(validate_operator)]
@@ -45,6 +47,13 @@ class StepInput(BaseModel):
     #: recorded with the posting: a second run under the same id for another
     #: transfer then conflicts instead of taking this posting for its own.
     transfer: str | None = None
+    #: The currency the step moves: the account must be in it, else the
+    #: ledger refuses (CurrencyMismatch). None: the account's own applies.
+    currency: Currency | None = None
+    #: A debit's other side: the account the money is for. If the debit's
+    #: ledger holds it in another currency, the debit is refused before
+    #: anything is posted.
+    counterpart: AccountId | None = None
 
 
 class StepResult(BaseModel):
@@ -120,7 +129,14 @@ class LedgerActivities:
     def debit(self, step: StepInput) -> StepResult:
         """Move the amount from the source account to clearing."""
         return _run(
-            lambda key: self._store.debit(key, step.account_id, step.amount, transfer=step.transfer)
+            lambda key: self._store.debit(
+                key,
+                step.account_id,
+                step.amount,
+                transfer=step.transfer,
+                currency=step.currency,
+                counterpart=step.counterpart,
+            )
         )
 
     @activity.defn(name="credit")
@@ -128,7 +144,7 @@ class LedgerActivities:
         """Move the amount from clearing to the destination account."""
         return _run(
             lambda key: self._store.credit(
-                key, step.account_id, step.amount, transfer=step.transfer
+                key, step.account_id, step.amount, transfer=step.transfer, currency=step.currency
             )
         )
 

@@ -26,7 +26,7 @@ from app.keys import (
 )
 from app.logs import status
 from app.private_files import UnsafeFile, read_private_file, secure_data_dir, write_private_file
-from ledger import LedgerStore, open_store
+from ledger import DEFAULT_CURRENCY, LedgerStore, UnknownCurrency, open_store, validate_currency
 from workflows.banks import DEFAULT_TASK_QUEUE, InvalidBankName, bank_of, validate_bank_name
 
 DEFAULT_ADDRESS = "localhost:7233"
@@ -104,6 +104,10 @@ class Settings:
     codec_tokens_text: str = field(default="", repr=False)
     #: ``TRANSFER_CODEC_TOKENS_FILE``: the same, one ``name:token`` a line.
     codec_tokens_file: str = ""
+    #: ``LEDGER_CURRENCY``: the ISO 4217 currency of accounts opened without
+    #: ``--currency``, and of everything a ledger held before it knew
+    #: currencies when `migrate` upgrades it (default USD).
+    ledger_currency: str = DEFAULT_CURRENCY
 
     @property
     def multi_bank(self) -> bool:
@@ -157,6 +161,7 @@ class Settings:
             codec_token=env.get("TRANSFER_CODEC_TOKEN", "").strip(),
             codec_tokens_text=env.get("TRANSFER_CODEC_TOKENS", "").strip(),
             codec_tokens_file=env.get("TRANSFER_CODEC_TOKENS_FILE", "").strip(),
+            ledger_currency=_currency(env.get("LEDGER_CURRENCY") or DEFAULT_CURRENCY),
         )
 
     @property
@@ -267,8 +272,12 @@ class Settings:
     def open_ledger(self, bank: str | None = None) -> LedgerStore:
         """The one ledger (no `bank`), or one bank's; PostgreSQL's must be migrated (`migrate`)."""
         if bank is None:
-            return open_store(self.ledger_url)
-        return open_store(self.bank_ledger_url(bank), clearing_owner=BANK_CLEARING_OWNER)
+            return open_store(self.ledger_url, currency=self.ledger_currency)
+        return open_store(
+            self.bank_ledger_url(bank),
+            clearing_owner=BANK_CLEARING_OWNER,
+            currency=self.ledger_currency,
+        )
 
     def workflow_url(self, namespace: str, workflow_id: str) -> str:
         """The Web UI page of one workflow."""
@@ -279,6 +288,14 @@ class Settings:
 
 class ConfigError(ValueError):
     """The environment asks for something inconsistent."""
+
+
+def _currency(code: str) -> str:
+    """``LEDGER_CURRENCY``, if it is a currency the ledger keeps (ConfigError, one line)."""
+    try:
+        return validate_currency(code)
+    except UnknownCurrency as err:
+        raise ConfigError(f"LEDGER_CURRENCY: {err}") from None
 
 
 def _switch(env: Mapping[str, str], name: str) -> bool:

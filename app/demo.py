@@ -1,4 +1,4 @@
-"""`python starter.py demo`: the three classic scenarios, then one transfer between banks.
+"""`python starter.py demo`: the three classic scenarios, one across currencies, then two banks.
 
 Self-contained: it uses the Temporal server that answers (or starts the
 embedded one), runs its own worker in-process on a task queue of its own
@@ -42,6 +42,9 @@ SCENARIOS = [
     ),
 ]
 
+#: An account in another currency: a transfer to it is refused before any posting.
+FOREIGN_ACCOUNT = ("ACC-004", "Dora", Decimal("300.00"), "EUR")
+
 #: The demo's two banks: one account each.
 DEMO_BANKS = [
     ("north", "NORTH-001", "Alice", Decimal("1000.00")),
@@ -61,6 +64,8 @@ async def run_demo(settings: Settings) -> int:
     store = open_store(str(path))
     for account_id, owner, balance in ACCOUNTS:
         store.open_account(account_id, owner, balance)
+    foreign_id, foreign_owner, foreign_balance, currency = FOREIGN_ACCOUNT
+    store.open_account(foreign_id, foreign_owner, foreign_balance, currency=currency)
     print(f"{RULE}\nSAGA DEMO: money transfers on Temporal\n{RULE}")
     print(
         f"Demo ledger: {path}\n\nOpening balances:\n{render.balance_table(store.list_accounts())}"
@@ -68,7 +73,7 @@ async def run_demo(settings: Settings) -> int:
 
     run = uuid.uuid4().hex[:6]
     task_queue = f"{settings.task_queue}-demo-{run}"
-    expected = ["completed", "compensated", "compensated"]
+    expected = ["completed", "compensated", "compensated", "compensated"]
     outcomes: list[TransferOutcome] = []
     embedded = not await configured_server_answers()
     async with server_client(settings, dev=True) as client:
@@ -82,6 +87,7 @@ async def run_demo(settings: Settings) -> int:
                 outcomes.append(
                     await _run_scenario(client, settings, store, request, transfer_id, task_queue)
                 )
+            outcomes.append(await _across_currencies(client, store, f"demo-{run}-x", task_queue))
         expected.append("completed")
         outcomes.append(await _cross_bank(client, settings, run, task_queue))
 
@@ -134,12 +140,39 @@ async def _cross_bank(
     for bank, store in stores.items():
         print(f"\n{render.balance_table(store.list_accounts(), bank)}")
     report = audit_banks({bank: store.snapshot() for bank, store in stores.items()})
-    positions = ", ".join(f"{p.bank} {p.clearing:+,.2f}" for p in report.positions)
+    positions = ", ".join(f"{p.bank} {p.clearing:+,} {p.currency}" for p in report.positions)
     print(
         f"\nSettlement positions (each bank's clearing): {positions}; they net to zero: "
         + ("yes" if report.ok else f"NO: {report.findings}")
     )
     return outcome if report.ok else TransferOutcome(outcome.transfer_id, "audit failed")
+
+
+async def _across_currencies(
+    client: Client, store: LedgerStore, transfer_id: str, task_queue: str
+) -> TransferOutcome:
+    """One line: USD to a EUR account, started as a hand-written request would be, is refused.
+
+    The request names no currency, so nothing stops it before the workflow:
+    its debit refuses it, and the ledger shows that nothing was posted.
+    """
+    request = TransferRequest(
+        source_account="ACC-001", destination_account=FOREIGN_ACCOUNT[0], amount="50.00"
+    )
+    handle, _ = await start_transfer(
+        client, request, transfer_id=transfer_id, task_queue=task_queue
+    )
+    outcome = await asyncio.wait_for(wait_outcome(handle), SCENARIO_TIMEOUT_SECONDS)
+    posted = [
+        r for r in store.receipts() if r.key.startswith(f"{transfer_id}/") and r.kind != "void"
+    ]
+    print(
+        f"\nAcross currencies: {describe_request(request)} refused before any posting "
+        f"({outcome.error_message} [{outcome.error_type}]; postings: {len(posted) or 'none'})"
+    )
+    if outcome.error_type != "CurrencyMismatch" or posted:
+        return TransferOutcome(transfer_id, "currencies mixed")
+    return outcome
 
 
 async def _run_scenario(

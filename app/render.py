@@ -20,19 +20,22 @@ def balance_table(accounts: list[Account], bank: str | None = None) -> str:
     With `bank`, a Bank column leads (several banks: one table per bank).
     """
     order = {AccountKind.CUSTOMER: 0, AccountKind.CLEARING: 1, AccountKind.EXTERNAL: 2}
-    rows = sorted(accounts, key=lambda a: (order[a.kind], a.id))
+    rows = sorted(accounts, key=lambda a: (order[a.kind], a.id, a.currency))
     width = max([len(a.owner) for a in rows] + [5])
     lead = "" if bank is None else f"{bank:<8} "
     blank = "" if bank is None else " " * 9
     head = "" if bank is None else f"{'Bank':<8} "
-    lines = [f"  {head}{'Owner':<{width}}  {'Account':<12} {'Kind':<9} {'Balance':>14}"]
+    lines = [f"  {head}{'Owner':<{width}}  {'Account':<12} {'Kind':<9} {'Balance':>14} Currency"]
     for a in rows:
         flag = "" if a.status == "open" else f"  ({a.status})"
         lines.append(
-            f"  {lead}{a.owner:<{width}}  {a.id:<12} {a.kind:<9} {a.balance:>14,.2f}{flag}"
+            f"  {lead}{a.owner:<{width}}  {a.id:<12} {a.kind:<9} {a.balance:>14,} "
+            f"{a.currency}{flag}"
         )
-    total = sum((a.balance for a in accounts), Decimal("0.00"))
-    lines.append(f"  {blank}{'':<{width}}  {'':<12} {'sum':<9} {total:>14,.2f}")
+    # Each currency sums to zero on its own: one sum per currency.
+    for currency in sorted({a.currency for a in accounts}):
+        total = sum((a.balance for a in accounts if a.currency == currency), Decimal(0))
+        lines.append(f"  {blank}{'':<{width}}  {'':<12} {'sum':<9} {total:>14,} {currency}")
     return "\n".join(lines)
 
 
@@ -141,7 +144,8 @@ def audit_text(report: AuditReport, *, checked_temporal: bool) -> str:
     lines = [
         f"Accounts: {report.accounts}; postings: {report.postings}; transfers: {report.transfers}",
         f"Transfers by ledger outcome: {outcomes}",
-        f"Clearing: {report.clearing:,.2f}",
+        "Clearing: "
+        + (", ".join(f"{held:,} {cur}" for cur, held in sorted(report.clearing.items())) or "-"),
         "In-flight transfers checked against Temporal: "
         + ("yes" if checked_temporal else "no (none in flight, or --no-temporal)"),
     ]
@@ -160,12 +164,12 @@ def banks_audit_text(report: BanksAuditReport, *, checked_temporal: bool) -> str
     lines = [
         f"Transfers: {report.transfers} (by ledger outcome: {outcomes})",
         f"  {'Bank':<8} {'Accounts':>8} {'Postings':>8} {'Clearing':>14} "
-        f"{'Completed net':>14} {'In flight':>14}",
+        f"{'Completed net':>14} {'In flight':>14} Currency",
     ]
     for p in report.positions:
         lines.append(
-            f"  {p.bank:<8} {p.accounts:>8} {p.postings:>8} {p.clearing:>14,.2f} "
-            f"{p.completed_net:>14,.2f} {p.in_flight:>14,.2f}"
+            f"  {p.bank:<8} {p.accounts:>8} {p.postings:>8} {p.clearing:>14,} "
+            f"{p.completed_net:>14,} {p.in_flight:>14,} {p.currency}"
         )
     lines.append(
         "In-flight transfers checked against Temporal: "

@@ -1,5 +1,12 @@
 """The system of record: a double-entry ledger that knows nothing of Temporal."""
 
+from ledger.currency import (
+    DEFAULT_CURRENCY,
+    SUPPORTED_CODES,
+    max_amount,
+    places,
+    validate_currency,
+)
 from ledger.errors import (
     AccountClosed,
     AccountExists,
@@ -8,6 +15,7 @@ from ledger.errors import (
     AccountNotEmpty,
     AccountNotFound,
     AccountStatusConflict,
+    CurrencyMismatch,
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAccountId,
@@ -22,6 +30,7 @@ from ledger.errors import (
     StepReversed,
     StepSettled,
     StepVoided,
+    UnknownCurrency,
 )
 from ledger.models import (
     CLEARING_ACCOUNT,
@@ -46,10 +55,12 @@ from ledger.store import DEFAULT_LEDGER_URL, LedgerStore, migrate, open_store
 __all__ = [
     "CLEARING_ACCOUNT",
     "CLEARING_OWNER",
+    "DEFAULT_CURRENCY",
     "DEFAULT_LEDGER_URL",
     "EXTERNAL_ACCOUNT",
     "MAX_AMOUNT",
     "SCHEMA_VERSION",
+    "SUPPORTED_CODES",
     "Account",
     "AccountClosed",
     "AccountExists",
@@ -60,6 +71,7 @@ __all__ = [
     "AccountNotFound",
     "AccountStatus",
     "AccountStatusConflict",
+    "CurrencyMismatch",
     "IdempotencyConflict",
     "InsufficientFunds",
     "InvalidAccountId",
@@ -80,11 +92,15 @@ __all__ = [
     "StepReversed",
     "StepSettled",
     "StepVoided",
+    "UnknownCurrency",
     "format_amount",
+    "max_amount",
     "migrate",
     "open_store",
     "parse_amount",
+    "places",
     "validate_account_id",
+    "validate_currency",
     "validate_memo",
     "validate_operator",
     "validate_owner",

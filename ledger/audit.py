@@ -1,9 +1,10 @@
 """Reconciliation: what a bank operator runs to prove the ledger is whole.
 
-Reads one consistent snapshot of accounts and receipts and checks that the
-double entry sums to zero, no customer is negative, every transfer's postings
-form a pattern the saga can produce, and clearing holds exactly the money of
-the transfers still in flight.
+Reads one consistent snapshot of accounts and receipts and checks, in each
+currency on its own, that the double entry sums to zero, no customer is
+negative, every transfer's postings form a pattern the saga can produce (in
+one currency), and each currency's clearing holds exactly the money of the
+transfers still in flight in it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ class TransferPostings:
         return held
 
     @property
+    def currencies(self) -> set[str]:
+        """The currencies of this transfer's postings: one (none if it only voided)."""
+        return {r.currency for r in self.steps.values() if r.currency is not None}
+
+    @property
+    def currency(self) -> str | None:
+        """The transfer's currency, when its postings agree on one."""
+        found = self.currencies
+        return next(iter(found)) if len(found) == 1 else None
+
+    @property
     def outcome(self) -> str:
         """completed, compensated, rejected (nothing moved), or in_flight (money in clearing)."""
         if self.in_clearing != 0:
@@ -66,7 +78,8 @@ class AuditReport:
     postings: int
     transfers: int
     outcomes: dict[str, int]
-    clearing: Decimal
+    #: What each currency's clearing account holds.
+    clearing: dict[str, Decimal]
     findings: list[str]
 
     @property
@@ -97,11 +110,16 @@ def audit(accounts: list[Account], receipts: list[Receipt]) -> AuditReport:
         findings += _pattern_findings(group, kinds, merged=False)
         outcomes[group.outcome] += 1
     clearing = _clearing(accounts)
-    in_flight = sum((g.in_clearing for g in transfers.values()), Decimal("0.00"))
-    if in_flight != clearing:
-        findings.append(
-            f"clearing holds {clearing} but transfers in flight account for {in_flight}"
-        )
+    in_flight: dict[str, Decimal] = defaultdict(Decimal)
+    for group in transfers.values():
+        if group.currency is not None:
+            in_flight[group.currency] += group.in_clearing
+    for currency in sorted(set(clearing) | set(in_flight)):
+        held, owed = clearing.get(currency, Decimal(0)), in_flight.get(currency, Decimal(0))
+        if held != owed:
+            findings.append(
+                f"clearing holds {held} {currency} but transfers in flight account for {owed}"
+            )
     return AuditReport(
         accounts=len(accounts),
         postings=len(receipts),
@@ -119,6 +137,8 @@ class BankPosition:
     bank: str
     accounts: int
     postings: int
+    #: The currency of this position: a bank has one per currency it holds.
+    currency: str
     #: The bank's CLEARING balance: positive, it holds money owed to other
     #: banks; negative, it paid out money other banks owe it.
     clearing: Decimal
@@ -166,30 +186,41 @@ def audit_banks(snapshots: Mapping[str, tuple[list[Account], list[Receipt]]]) ->
         outcomes[group.outcome] += 1
     positions = []
     for bank, (accounts, receipts) in snapshots.items():
-        completed = in_flight = other = Decimal("0.00")
+        clearing = _clearing(accounts)
+        sums: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         for transfer_id, group in per_bank[bank].items():
             outcome = merged[transfer_id].outcome
-            if outcome == "completed":
-                completed += group.in_clearing
-            elif outcome == "in_flight":
-                in_flight += group.in_clearing
+            currency = group.currency or merged[transfer_id].currency
+            if currency is None:
+                continue  # nothing but voids here
+            if outcome in ("completed", "in_flight"):
+                sums[currency][outcome] += group.in_clearing
             elif group.in_clearing != 0:
-                other += group.in_clearing
+                sums[currency]["other"] += group.in_clearing
                 findings.append(
                     f"{bank}: {transfer_id} is {outcome} but leaves {group.in_clearing} in clearing"
                 )
-        clearing = _clearing(accounts)
-        if clearing != completed + in_flight + other:
-            findings.append(
-                f"{bank}: clearing holds {clearing} but its transfers account for "
-                f"{completed + in_flight + other}"
+        for currency in sorted(set(clearing) | set(sums)):
+            held, parts = clearing.get(currency, Decimal(0)), sums[currency]
+            completed, in_flight = parts["completed"], parts["in_flight"]
+            if held != completed + in_flight + parts["other"]:
+                findings.append(
+                    f"{bank}: clearing holds {held} {currency} but its transfers account for "
+                    f"{completed + in_flight + parts['other']}"
+                )
+            positions.append(
+                BankPosition(
+                    bank, len(accounts), len(receipts), currency, held, completed, in_flight
+                )
             )
-        positions.append(
-            BankPosition(bank, len(accounts), len(receipts), clearing, completed, in_flight)
-        )
-    net = sum((p.completed_net for p in positions), Decimal("0.00"))
-    if net != 0:
-        findings.append(f"completed cross-bank positions do not net to zero: {net}")
+    nets: dict[str, Decimal] = defaultdict(Decimal)
+    for position in positions:
+        nets[position.currency] += position.completed_net
+    for currency, net in sorted(nets.items()):
+        if net != 0:
+            findings.append(
+                f"completed cross-bank positions in {currency} do not net to zero: {net}"
+            )
     return BanksAuditReport(
         positions=positions, transfers=len(merged), outcomes=dict(outcomes), findings=findings
     )
@@ -216,17 +247,28 @@ def _merge(per_bank: Mapping[str, dict[str, TransferPostings]]) -> dict[str, Tra
     return merged
 
 
-def _clearing(accounts: list[Account]) -> Decimal:
-    return next((a.balance for a in accounts if a.id == CLEARING_ACCOUNT), Decimal("0.00"))
+def _clearing(accounts: list[Account]) -> dict[str, Decimal]:
+    """What each currency's clearing account holds."""
+    return {a.currency: a.balance for a in accounts if a.id == CLEARING_ACCOUNT}
 
 
 def _ledger_findings(accounts: list[Account], receipts: list[Receipt]) -> list[str]:
-    """One ledger on its own: double entry, no negative customer, balances from postings."""
+    """One ledger on its own: double entry per currency, no negative customer, balances.
+
+    Balances must match the postings, and no posting touches an account that
+    is not held in the posting's currency.
+    """
     findings: list[str] = []
-    total = sum((a.balance for a in accounts), Decimal("0.00"))
-    if total != 0:
-        findings.append(f"ledger does not sum to zero: {total}")
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for account in accounts:
+        totals[account.currency] += account.balance
+    for currency, total in sorted(totals.items()):
+        if total != 0:
+            findings.append(f"ledger does not sum to zero in {currency}: {total}")
     kinds = {a.id: a.kind for a in accounts}
+    held_in: dict[str, set[str]] = defaultdict(set)
+    for account in accounts:
+        held_in[account.id].add(account.currency)
     for account in accounts:
         if account.kind == AccountKind.CUSTOMER and account.balance < 0:
             findings.append(f"customer {account.id} is negative: {account.balance}")
@@ -240,18 +282,25 @@ def _ledger_findings(accounts: list[Account], receipts: list[Receipt]) -> list[s
                 f"opening {receipt.key} moves {receipt.from_account} -> {receipt.to_account}, "
                 "not EXTERNAL into its own customer account"
             )
-    balances: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    balances: dict[tuple[str, str | None], Decimal] = defaultdict(Decimal)
     for receipt in receipts:
         if receipt.kind != PostingKind.VOID:
             assert receipt.from_account is not None
             assert receipt.to_account is not None
-            balances[receipt.from_account] -= receipt.amount
-            balances[receipt.to_account] += receipt.amount
+            for account_id in (receipt.from_account, receipt.to_account):
+                if receipt.currency not in held_in[account_id]:
+                    findings.append(
+                        f"{receipt.key} posts {receipt.currency} to {account_id}, which is "
+                        f"not held in {receipt.currency}"
+                    )
+            balances[receipt.from_account, receipt.currency] -= receipt.amount
+            balances[receipt.to_account, receipt.currency] += receipt.amount
     for account in accounts:
-        if balances[account.id] != account.balance:
+        posted = balances[account.id, account.currency]
+        if posted != account.balance:
             findings.append(
-                f"{account.id} balance {account.balance} differs from its postings "
-                f"({balances[account.id]})"
+                f"{account.id} balance {account.balance} {account.currency} differs from its "
+                f"postings ({posted})"
             )
     return findings
 
@@ -329,6 +378,8 @@ def _pattern_findings(
     amounts = {r.amount for r in steps.values() if r.kind not in (PostingKind.VOID,)}
     if len(amounts) > 1:
         found.append(f"{name}: postings disagree on the amount: {sorted(amounts)}")
+    if len(group.currencies) > 1:
+        found.append(f"{name}: postings mix currencies: {sorted(group.currencies)}")
     refund, credit, take_back = (
         steps.get("reverse_debit"),
         steps.get("credit"),

@@ -21,6 +21,40 @@ class InvalidAmount(LedgerError, ValueError):
     """An amount is not a positive decimal with at most two places."""
 
 
+class UnknownCurrency(LedgerError, ValueError):
+    """A currency code is not an ISO 4217 code this ledger keeps."""
+
+
+class CurrencyMismatch(LedgerError, ValueError):
+    """A transfer or posting would mix two currencies: refused before anything moves."""
+
+    def __init__(self, message: str, *, expected: str, found: str) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.found = found
+
+    @classmethod
+    def between(
+        cls, source: str, source_currency: str, target: str, target_currency: str
+    ) -> CurrencyMismatch:
+        """Two accounts in different currencies: `ACC-1 is in EUR, ACC-2 in USD`."""
+        return cls(
+            f"Currency mismatch: {source} is in {source_currency}, {target} in "
+            f"{target_currency}; a transfer never converts currencies",
+            expected=source_currency,
+            found=target_currency,
+        )
+
+    @classmethod
+    def asked(cls, account: str, account_currency: str, asked: str) -> CurrencyMismatch:
+        """The caller means one currency, the account is in another."""
+        return cls(
+            f"Currency mismatch: the transfer is in {asked}, {account} is in {account_currency}",
+            expected=asked,
+            found=account_currency,
+        )
+
+
 class InvalidAccountId(LedgerError, ValueError):
     """An account number is empty, too long, or has characters we refuse."""
 
@@ -98,7 +132,7 @@ class AccountNotEmpty(LedgerError):
     """Only an account with a zero balance can be closed."""
 
     def __init__(self, account_id: str, balance: Decimal) -> None:
-        super().__init__(f"Account {account_id} still holds {balance:.2f} and cannot be closed")
+        super().__init__(f"Account {account_id} still holds {balance} and cannot be closed")
         self.account_id = account_id
         self.balance = balance
 
@@ -107,7 +141,8 @@ class InsufficientFunds(LedgerError):
     """A customer account would go below zero."""
 
     def __init__(self, account_id: str, balance: Decimal, amount: Decimal) -> None:
-        super().__init__(f"Insufficient funds: {balance:.2f} < {amount:.2f}")
+        # Both already have the account currency's places.
+        super().__init__(f"Insufficient funds: {balance} < {amount}")
         self.account_id = account_id
         self.balance = balance
         self.amount = amount

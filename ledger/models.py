@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from ledger.currency import DEFAULT_CURRENCY
 from ledger.errors import (
     InvalidAccountId,
     InvalidMemo,
@@ -57,9 +58,10 @@ class OperatorActionKind(StrEnum):
     RESOLVE = "resolve"  # settled the transfer by hand
 
 
-#: The accounts every ledger has from the start.
+#: The system accounts, one of each per currency (keyed by id and currency).
 CLEARING_ACCOUNT = "CLEARING"
 EXTERNAL_ACCOUNT = "EXTERNAL"
+SYSTEM_ACCOUNTS = (CLEARING_ACCOUNT, EXTERNAL_ACCOUNT)
 #: The clearing account's owner label in a new ledger, unless the store is told
 #: otherwise (a bank's ledger among several holds settlement positions there too).
 CLEARING_OWNER = "Transfers in flight"
@@ -74,6 +76,8 @@ class Account:
     kind: AccountKind
     balance: Decimal
     status: AccountStatus = AccountStatus.OPEN
+    #: ISO 4217 code, fixed when the account was opened.
+    currency: str = DEFAULT_CURRENCY
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,9 @@ class Receipt:
     posted_at: datetime
     memo: str | None = None
     replayed: bool = False
+    #: The currency both accounts are in (None in receipts written before
+    #: the ledger knew currencies, such as those in older workflow histories).
+    currency: str | None = None
 
 
 @dataclass(frozen=True)

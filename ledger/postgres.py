@@ -16,6 +16,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ledger.currency import DEFAULT_CURRENCY, validate_currency
 from ledger.errors import LedgerSchemaMismatch, LedgerUnavailable
 from ledger.models import CLEARING_OWNER, validate_owner
 from ledger.schema import (
@@ -88,6 +89,8 @@ class PostgresLedgerStore(SqlLedgerStore):
         clearing_owner: Owner label of the clearing account if the migration
             creates it (an existing ledger keeps its label).
         migrate: Create or upgrade the schema (and its system accounts).
+        currency: The currency of accounts opened without one, and of what
+            the ledger held before it knew currencies (when upgrading it).
     """
 
     _lock_clause = " FOR UPDATE"
@@ -102,8 +105,10 @@ class PostgresLedgerStore(SqlLedgerStore):
         max_size: int = 16,
         clearing_owner: str = CLEARING_OWNER,
         migrate: bool = False,
+        currency: str = DEFAULT_CURRENCY,
     ) -> None:
         self._clearing_owner = validate_owner(clearing_owner)
+        self.default_currency = validate_currency(currency)
         conninfo, schema = split_schema(url)
         if schema is not None:
             validate_name(schema, "schema")
@@ -188,7 +193,7 @@ class PostgresLedgerStore(SqlLedgerStore):
             if before is not None:
                 require_known(before, self._shown)
             for step in steps_after(before or 0):
-                conn.execute(step.postgres)
+                conn.execute(step.script("postgres", self.default_currency))
             if row is None:
                 conn.execute("INSERT INTO ledger_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
             else:

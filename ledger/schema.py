@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ledger.currency import validate_currency
 from ledger.errors import LedgerSchemaMismatch
 
 
@@ -36,6 +37,20 @@ class Migration:
     sqlite: str
     postgres: str
     grants: tuple[str, ...] = ()
+
+    def script(self, store: str, currency: str) -> str:
+        """The statements of this step for `store` (``sqlite`` or ``postgres``).
+
+        `currency` (a validated ISO 4217 code) stands where a step writes
+        the currency of what a ledger held before (`DEFAULT_CURRENCY_MARK`).
+        """
+        sql = self.sqlite if store == "sqlite" else self.postgres
+        return sql.replace(DEFAULT_CURRENCY_MARK, f"'{validate_currency(currency)}'")
+
+
+#: Where a migration writes the currency of the accounts and postings a
+#: ledger had before it knew currencies (`LEDGER_CURRENCY` when upgrading).
+DEFAULT_CURRENCY_MARK = ":default_currency"
 
 
 _SQLITE_V1 = """
@@ -154,6 +169,68 @@ CREATE TABLE IF NOT EXISTS settled (
 );
 """
 
+#: Version 4 (SQLite): accounts keyed by (id, currency), so the system accounts
+#: exist once per currency, and postings carry their currency with foreign
+#: keys on (account, currency): a posting between two currencies cannot be
+#: stored at all. SQLite changes a primary key only by rebuilding the table.
+_SQLITE_V4 = """
+CREATE TABLE accounts_v4 (
+    id          TEXT NOT NULL,
+    currency    TEXT NOT NULL CHECK (length(currency) = 3 AND currency = upper(currency)),
+    owner       TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('customer', 'clearing', 'external')),
+    balance     INTEGER NOT NULL DEFAULT 0,
+    status      TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'frozen', 'closed')),
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (id, currency),
+    CHECK (kind <> 'customer' OR balance >= 0)
+);
+INSERT INTO accounts_v4 (id, currency, owner, kind, balance, status, created_at)
+    SELECT id, :default_currency, owner, kind, balance, status, created_at FROM accounts;
+CREATE TABLE postings_v4 (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    key           TEXT NOT NULL UNIQUE,
+    kind          TEXT NOT NULL
+                  CHECK (kind IN ('opening', 'debit', 'credit', 'reversal', 'manual')),
+    amount        INTEGER NOT NULL CHECK (amount > 0),
+    currency      TEXT NOT NULL,
+    from_account  TEXT NOT NULL,
+    to_account    TEXT NOT NULL,
+    reverses      TEXT UNIQUE,
+    posted_at     TEXT NOT NULL,
+    memo          TEXT,
+    CHECK (from_account <> to_account),
+    FOREIGN KEY (from_account, currency) REFERENCES accounts_v4 (id, currency),
+    FOREIGN KEY (to_account, currency) REFERENCES accounts_v4 (id, currency)
+);
+INSERT INTO postings_v4
+    (id, key, kind, amount, currency, from_account, to_account, reverses, posted_at, memo)
+    SELECT id, key, kind, amount, :default_currency, from_account, to_account, reverses,
+        posted_at, memo
+    FROM postings;
+DROP TABLE postings;
+DROP TABLE accounts;
+ALTER TABLE accounts_v4 RENAME TO accounts;
+ALTER TABLE postings_v4 RENAME TO postings;
+CREATE UNIQUE INDEX accounts_customer_id ON accounts (id) WHERE kind = 'customer';
+"""
+
+#: Version 4 (PostgreSQL): the same, by altering the tables in place.
+_POSTGRES_V4 = """
+ALTER TABLE accounts ADD COLUMN currency TEXT NOT NULL DEFAULT :default_currency
+    CHECK (currency ~ '^[A-Z]{3}$');
+ALTER TABLE accounts ALTER COLUMN currency DROP DEFAULT;
+ALTER TABLE postings ADD COLUMN currency TEXT NOT NULL DEFAULT :default_currency;
+ALTER TABLE postings ALTER COLUMN currency DROP DEFAULT;
+ALTER TABLE postings DROP CONSTRAINT postings_from_account_fkey,
+    DROP CONSTRAINT postings_to_account_fkey;
+ALTER TABLE accounts DROP CONSTRAINT accounts_pkey, ADD PRIMARY KEY (id, currency);
+CREATE UNIQUE INDEX accounts_customer_id ON accounts (id) WHERE kind = 'customer';
+ALTER TABLE postings
+    ADD FOREIGN KEY (from_account, currency) REFERENCES accounts (id, currency),
+    ADD FOREIGN KEY (to_account, currency) REFERENCES accounts (id, currency);
+"""
+
 #: Every schema version, oldest first; a ledger at version N has run the first N.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -181,6 +258,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         _SETTLED.format(time="TEXT"),
         _SETTLED.format(time="TIMESTAMPTZ"),
         grants=("SELECT, INSERT ON settled",),
+    ),
+    Migration(
+        4,
+        "a currency on every account and posting; system accounts per currency",
+        _SQLITE_V4,
+        _POSTGRES_V4,
     ),
 )
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from ledger.currency import DEFAULT_CURRENCY, validate_currency
 from ledger.errors import (
     AccountClosed,
     AccountExists,
@@ -23,6 +24,7 @@ from ledger.errors import (
     AccountNotEmpty,
     AccountNotFound,
     AccountStatusConflict,
+    CurrencyMismatch,
     IdempotencyConflict,
     InsufficientFunds,
     StepReversed,
@@ -33,6 +35,7 @@ from ledger.models import (
     CLEARING_ACCOUNT,
     CLEARING_OWNER,
     EXTERNAL_ACCOUNT,
+    SYSTEM_ACCOUNTS,
     Account,
     AccountKind,
     AccountStatus,
@@ -70,7 +73,10 @@ class Connection(Protocol):
         """Run one statement with positional parameters."""
 
 
-_POSTING_COLUMNS = "key, kind, amount, from_account, to_account, reverses, posted_at, memo"
+_POSTING_COLUMNS = (
+    "key, kind, amount, from_account, to_account, reverses, posted_at, memo, currency"
+)
+_ACCOUNT_COLUMNS = "id, owner, kind, balance, status, currency"
 _OPERATOR_COLUMNS = "key, transfer_id, action, operator, note, recorded_at"
 
 
@@ -79,6 +85,8 @@ class SqlLedgerStore(abc.ABC):
 
     #: Owner label of the clearing account when this store creates it.
     _clearing_owner = CLEARING_OWNER
+    #: The currency of an account opened without one.
+    default_currency = DEFAULT_CURRENCY
 
     #: What opening this store did to its schema; None when it only checked the version.
     migration: MigrationReport | None = None
@@ -114,28 +122,58 @@ class SqlLedgerStore(abc.ABC):
 
     # -- accounts -------------------------------------------------------------
 
-    def _ensure_system_accounts(self, conn: Connection) -> None:
+    def _ensure_system_accounts(self, conn: Connection, currency: str | None = None) -> None:
+        """CLEARING and EXTERNAL in `currency` (the default one), if the ledger has none yet.
+
+        A currency's clearing account takes the label the ledger's first one
+        has (a bank's ledger among several names it after settlement).
+        """
+        currency = currency or self.default_currency
+        labelled = self._exec(
+            conn, "SELECT owner FROM accounts WHERE id = ? ORDER BY created_at", CLEARING_ACCOUNT
+        ).fetchone()
         for account_id, owner, kind in (
-            (CLEARING_ACCOUNT, self._clearing_owner, AccountKind.CLEARING),
+            (
+                CLEARING_ACCOUNT,
+                self._clearing_owner if labelled is None else labelled[0],
+                AccountKind.CLEARING,
+            ),
             (EXTERNAL_ACCOUNT, "Outside world", AccountKind.EXTERNAL),
         ):
-            if self._account_row(conn, account_id) is None:
-                self._exec(
-                    conn,
-                    "INSERT INTO accounts (id, owner, kind, balance, status, created_at)"
-                    " VALUES (?, ?, ?, 0, 'open', ?)",
-                    account_id,
-                    owner,
-                    kind.value,
-                    self._now(),
-                )
+            # Not a read then an insert: two first openings in one currency at once.
+            self._exec(
+                conn,
+                "INSERT INTO accounts (id, currency, owner, kind, balance, status, created_at)"
+                " VALUES (?, ?, ?, ?, 0, 'open', ?) ON CONFLICT DO NOTHING",
+                account_id,
+                currency,
+                owner,
+                kind.value,
+                self._now(),
+            )
 
-    def _account_row(self, conn: Connection, account_id: str, *, lock: bool = False) -> Any:
+    def _account_row(
+        self,
+        conn: Connection,
+        account_id: str,
+        *,
+        lock: bool = False,
+        currency: str | None = None,
+    ) -> Any:
+        """The row of `account_id` (a system account's: in `currency`, else the default one).
+
+        A customer's id is unique whatever its currency; `currency` then
+        only narrows the match.
+        """
+        if currency is None and account_id in SYSTEM_ACCOUNTS:
+            currency = self.default_currency
+        where = "id = ?" if currency is None else "id = ? AND currency = ?"
+        params = (account_id,) if currency is None else (account_id, currency)
         return self._exec(
             conn,
-            "SELECT id, owner, kind, balance, status FROM accounts WHERE id = ?"
+            f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE {where}"
             + (self._lock_clause if lock else ""),
-            account_id,
+            *params,
         ).fetchone()
 
     #: Appended to a SELECT that reads a row about to be changed.
@@ -147,26 +185,40 @@ class SqlLedgerStore(abc.ABC):
             id=row[0],
             owner=row[1],
             kind=AccountKind(row[2]),
-            balance=from_minor(int(row[3])),
+            balance=from_minor(int(row[3]), row[5]),
             status=AccountStatus(row[4]),
+            currency=row[5],
         )
 
     def open_account(
-        self, account_id: str, owner: str, opening_balance: Decimal = Decimal("0")
+        self,
+        account_id: str,
+        owner: str,
+        opening_balance: Decimal = Decimal("0"),
+        *,
+        currency: str | None = None,
     ) -> Account:
-        """Open a customer account; a positive opening balance comes from EXTERNAL."""
+        """Open a customer account in `currency` (the store's default if None), for good.
+
+        A positive opening balance comes from that currency's EXTERNAL.
+        """
         account_id = validate_account_id(account_id)
         owner = validate_owner(owner)
-        amount = parse_amount(opening_balance, allow_zero=True)
+        currency = validate_currency(currency or self.default_currency)
+        amount = parse_amount(opening_balance, allow_zero=True, currency=currency)
+        if account_id in SYSTEM_ACCOUNTS:
+            raise AccountExists(account_id)
         with self._transaction() as conn:
+            self._ensure_system_accounts(conn, currency)
             # Not a read then an insert: two openings of one id at once would
             # both pass the read, and the loser's unique violation would look
-            # like a database fault.
+            # like a database fault. The id is unique over every currency.
             inserted = self._exec(
                 conn,
-                "INSERT INTO accounts (id, owner, kind, balance, status, created_at)"
-                " VALUES (?, ?, 'customer', 0, 'open', ?) ON CONFLICT (id) DO NOTHING RETURNING id",
+                "INSERT INTO accounts (id, currency, owner, kind, balance, status, created_at)"
+                " VALUES (?, ?, ?, 'customer', 0, 'open', ?) ON CONFLICT DO NOTHING RETURNING id",
                 account_id,
+                currency,
                 owner,
                 self._now(),
             ).fetchone()
@@ -180,8 +232,9 @@ class SqlLedgerStore(abc.ABC):
                     from_account=EXTERNAL_ACCOUNT,
                     to_account=account_id,
                     amount=amount,
+                    currency=currency,
                 )
-            return self._account(self._account_row(conn, account_id))
+            return self._account(self._account_row(conn, account_id, currency=currency))
 
     def close_account(self, account_id: str) -> Account:
         """Close a customer account whose balance is zero."""
@@ -241,15 +294,22 @@ class SqlLedgerStore(abc.ABC):
             self._take_over(conn, key, source_keys)
             if existing is not None:
                 return _replayed(existing)
-            held = Decimal("0.00")
+            held = Decimal("0")
+            currencies = set()
             for source_key in source_keys:
                 receipt = self._receipt_by_key(conn, source_key)
-                if receipt is not None and receipt.to_account == CLEARING_ACCOUNT:
+                if receipt is None or receipt.kind == PostingKind.VOID:
+                    continue
+                currencies.add(receipt.currency)
+                if receipt.to_account == CLEARING_ACCOUNT:
                     held += receipt.amount
-                elif receipt is not None and receipt.from_account == CLEARING_ACCOUNT:
+                elif receipt.from_account == CLEARING_ACCOUNT:
                     held -= receipt.amount
             if held == 0:
                 return None
+            # A transfer's postings are all in one currency (each step
+            # refuses another): settle in it.
+            (currency,) = currencies
             if held < 0 and to_account != EXTERNAL_ACCOUNT:
                 raise IdempotencyConflict(
                     key,
@@ -257,7 +317,9 @@ class SqlLedgerStore(abc.ABC):
                     "make that good, never a customer",
                 )
             if to_account != EXTERNAL_ACCOUNT:
-                self._require_customer(conn, to_account, lock=True)
+                target = self._require_customer(conn, to_account, lock=True)
+                if target.currency != currency:
+                    raise CurrencyMismatch.asked(to_account, target.currency, str(currency))
             # Money the postings left in clearing goes out; money they paid out
             # of clearing (a credit at a destination bank that stays paid)
             # comes back in from outside, settled between the banks by hand.
@@ -268,13 +330,16 @@ class SqlLedgerStore(abc.ABC):
                 from_account=CLEARING_ACCOUNT if held > 0 else EXTERNAL_ACCOUNT,
                 to_account=to_account if held > 0 else CLEARING_ACCOUNT,
                 amount=abs(held),
+                currency=str(currency),
                 memo=memo,
             )
 
-    def get_account(self, account_id: str) -> Account:
-        """One account, or AccountNotFound."""
+    def get_account(self, account_id: str, *, currency: str | None = None) -> Account:
+        """One account, or AccountNotFound (a system account: in `currency`, else the default)."""
         with self._transaction() as conn:
-            row = self._account_row(conn, account_id)
+            row = self._account_row(
+                conn, account_id, currency=None if currency is None else validate_currency(currency)
+            )
         if row is None:
             raise AccountNotFound(account_id)
         return self._account(row)
@@ -283,26 +348,56 @@ class SqlLedgerStore(abc.ABC):
         """Every account, read in one transaction so the balances sum to zero."""
         with self._transaction() as conn:
             rows = self._exec(
-                conn, "SELECT id, owner, kind, balance, status FROM accounts ORDER BY kind, id"
+                conn, f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY kind, id, currency"
             ).fetchall()
         return [self._account(row) for row in rows]
 
     # -- postings -------------------------------------------------------------
 
     def debit(
-        self, key: str, account_id: str, amount: Decimal, *, transfer: str | None = None
+        self,
+        key: str,
+        account_id: str,
+        amount: Decimal,
+        *,
+        transfer: str | None = None,
+        currency: str | None = None,
+        counterpart: str | None = None,
     ) -> Receipt:
-        """Customer -> clearing, refused if the balance is short."""
+        """Customer -> its currency's clearing, refused if the balance is short.
+
+        `currency`: the currency the caller means, refused (`CurrencyMismatch`)
+        if the account's differs. `counterpart`: the account the money is for;
+        if this ledger holds it in another currency, refused the same way,
+        before anything is posted.
+        """
         return self._transfer_step(
-            key, PostingKind.DEBIT, account_id, CLEARING_ACCOUNT, amount, transfer
+            key,
+            PostingKind.DEBIT,
+            account_id,
+            CLEARING_ACCOUNT,
+            amount,
+            transfer,
+            currency=currency,
+            counterpart=counterpart,
         )
 
     def credit(
-        self, key: str, account_id: str, amount: Decimal, *, transfer: str | None = None
+        self,
+        key: str,
+        account_id: str,
+        amount: Decimal,
+        *,
+        transfer: str | None = None,
+        currency: str | None = None,
     ) -> Receipt:
-        """Clearing -> customer."""
+        """Clearing -> customer, out of the clearing of `currency` (the debit's).
+
+        Refused (`CurrencyMismatch`) if the account is in another currency;
+        without `currency`, the account's own applies.
+        """
         return self._transfer_step(
-            key, PostingKind.CREDIT, CLEARING_ACCOUNT, account_id, amount, transfer
+            key, PostingKind.CREDIT, CLEARING_ACCOUNT, account_id, amount, transfer, currency
         )
 
     def _transfer_step(
@@ -313,25 +408,38 @@ class SqlLedgerStore(abc.ABC):
         to_account: str,
         amount: Decimal,
         transfer: str | None,
+        currency: str | None = None,
+        counterpart: str | None = None,
     ) -> Receipt:
         """One side of a transfer: a customer account against clearing, idempotent by key."""
         amount = parse_amount(amount)
         if transfer is not None:
             transfer = validate_memo(transfer)
+        if currency is not None:
+            currency = validate_currency(currency)
         customer = to_account if from_account == CLEARING_ACCOUNT else from_account
         with self._transaction() as conn:
             self._lock_keys(conn, key)
             replay = self._replay(conn, key, kind, from_account, to_account, amount, transfer)
             if replay is not None:
                 return replay
-            self._require_customer(conn, customer, lock=True)
+            account = self._require_customer(conn, customer, lock=True)
+            if currency is not None and currency != account.currency:
+                raise CurrencyMismatch.asked(customer, account.currency, currency)
+            if counterpart is not None and counterpart != customer:
+                other = self._account_row(conn, counterpart)
+                if other is not None and other[5] != account.currency:
+                    raise CurrencyMismatch.between(
+                        customer, account.currency, counterpart, other[5]
+                    )
             return self._post(
                 conn,
                 key=key,
                 kind=kind,
                 from_account=from_account,
                 to_account=to_account,
-                amount=amount,
+                amount=parse_amount(amount, currency=account.currency),
+                currency=account.currency,
                 memo=transfer,
             )
 
@@ -382,7 +490,7 @@ class SqlLedgerStore(abc.ABC):
             # refund and a posting on the same account never deadlock.
             accounts = (original.from_account, original.to_account)
             for account_id in sorted(accounts, key=lambda a: a == CLEARING_ACCOUNT):
-                row = self._account_row(conn, account_id, lock=True)
+                row = self._account_row(conn, account_id, lock=True, currency=original.currency)
                 if row is not None:
                     _require_open(account_id, AccountStatus(row[4]))
             return self._post(
@@ -392,6 +500,7 @@ class SqlLedgerStore(abc.ABC):
                 from_account=original.to_account,
                 to_account=original.from_account,
                 amount=original.amount,
+                currency=str(original.currency),
                 reverses=original_key,
             )
 
@@ -399,7 +508,7 @@ class SqlLedgerStore(abc.ABC):
         """Every account and every receipt, read in one transaction (for audits)."""
         with self._read_transaction() as conn:
             rows = self._exec(
-                conn, "SELECT id, owner, kind, balance, status FROM accounts ORDER BY kind, id"
+                conn, f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY kind, id, currency"
             ).fetchall()
             accounts = [self._account(row) for row in rows]
             receipts = self._receipts(conn)
@@ -589,35 +698,44 @@ class SqlLedgerStore(abc.ABC):
         from_account: str,
         to_account: str,
         amount: Decimal,
+        currency: str,
         reverses: str | None = None,
         memo: str | None = None,
     ) -> Receipt:
-        """Move money between two accounts and record the posting, in the caller's transaction."""
-        units = to_minor(amount)
+        """Move money between two accounts of `currency`, in the caller's transaction.
+
+        Both accounts must be in `currency`: the ledger never posts between
+        two currencies (and the postings table's keys refuse it too).
+        """
+        units = to_minor(amount, currency)
         # The balance check and the update are one statement: no other
         # transaction can slip between reading a balance and lowering it.
         taken = self._exec(
             conn,
             "UPDATE accounts SET balance = balance - ?"
-            " WHERE id = ? AND (kind <> 'customer' OR balance >= ?)",
+            " WHERE id = ? AND currency = ? AND (kind <> 'customer' OR balance >= ?)",
             units,
             from_account,
+            currency,
             units,
         )
         if taken.rowcount != 1:
-            row = self._account_row(conn, from_account)
-            if row is None:
-                raise AccountNotFound(from_account)
-            raise InsufficientFunds(from_account, from_minor(int(row[3])), amount)
+            row = self._in_currency(conn, from_account, currency)
+            raise InsufficientFunds(from_account, from_minor(int(row[3]), currency), amount)
         given = self._exec(
-            conn, "UPDATE accounts SET balance = balance + ? WHERE id = ?", units, to_account
+            conn,
+            "UPDATE accounts SET balance = balance + ? WHERE id = ? AND currency = ?",
+            units,
+            to_account,
+            currency,
         )
         if given.rowcount != 1:
-            raise AccountNotFound(to_account)
+            self._in_currency(conn, to_account, currency)
+            raise AccountNotFound(to_account)  # pragma: no cover - _in_currency raised
         posted_at = self._now()
         self._exec(
             conn,
-            f"INSERT INTO postings ({_POSTING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO postings ({_POSTING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             key,
             kind.value,
             units,
@@ -626,6 +744,7 @@ class SqlLedgerStore(abc.ABC):
             reverses,
             posted_at,
             memo,
+            currency,
         )
         return Receipt(
             key=key,
@@ -636,7 +755,18 @@ class SqlLedgerStore(abc.ABC):
             reverses=reverses,
             posted_at=datetime.fromisoformat(posted_at),
             memo=memo,
+            currency=currency,
         )
+
+    def _in_currency(self, conn: Connection, account_id: str, currency: str) -> Any:
+        """`account_id` in `currency`; else AccountNotFound, or CurrencyMismatch if elsewhere."""
+        row = self._account_row(conn, account_id, currency=currency)
+        if row is not None:
+            return row
+        other = self._account_row(conn, account_id)
+        if other is None or other[5] == currency:
+            raise AccountNotFound(account_id)
+        raise CurrencyMismatch.asked(account_id, other[5], currency)
 
     def _receipt_by_key(self, conn: Connection, key: str) -> Receipt | None:
         row = self._exec(
@@ -667,12 +797,13 @@ class SqlLedgerStore(abc.ABC):
         return Receipt(
             key=row[0],
             kind=PostingKind(row[1]),
-            amount=from_minor(int(row[2])),
+            amount=from_minor(int(row[2]), row[8]),
             from_account=row[3],
             to_account=row[4],
             reverses=row[5],
             posted_at=_parse_time(row[6]),
             memo=row[7],
+            currency=row[8],
         )
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ledger.currency import DEFAULT_CURRENCY, validate_currency
 from ledger.errors import LedgerUnavailable
 from ledger.models import CLEARING_OWNER, validate_owner
 from ledger.schema import (
@@ -38,10 +39,16 @@ class SqliteLedgerStore(SqlLedgerStore):
     DB_SYSTEM = "sqlite"
 
     def __init__(
-        self, path: Path, *, clearing_owner: str = CLEARING_OWNER, migrate: bool = True
+        self,
+        path: Path,
+        *,
+        clearing_owner: str = CLEARING_OWNER,
+        migrate: bool = True,
+        currency: str = DEFAULT_CURRENCY,
     ) -> None:
         self.path = path
         self._clearing_owner = validate_owner(clearing_owner)
+        self.default_currency = validate_currency(currency)
         self._local = threading.local()
         self._open: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -76,7 +83,7 @@ class SqliteLedgerStore(SqlLedgerStore):
         if before is not None:
             require_known(before, str(self.path))
         for step in steps_after(before or 0):
-            for statement in _statements(step.sqlite):
+            for statement in _statements(step.script("sqlite", self.default_currency)):
                 conn.execute(statement, ())
         # In the transaction: the tables and the version that names them, or neither.
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}", ())

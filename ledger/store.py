@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
+from ledger.currency import DEFAULT_CURRENCY
 from ledger.models import CLEARING_OWNER, Account, OperatorActionKind, OperatorRecord, Receipt
 from ledger.schema import MigrationReport
 from ledger.shown import quoted, redact_url
@@ -17,8 +18,18 @@ from ledger.sql import SqlLedgerStore
 class LedgerStore(Protocol):
     """The system of record. Every write is one transaction, idempotent by key."""
 
-    def open_account(self, account_id: str, owner: str, opening_balance: Decimal = ...) -> Account:
-        """Open a customer account, its opening balance posted from the external account."""
+    def open_account(
+        self,
+        account_id: str,
+        owner: str,
+        opening_balance: Decimal = ...,
+        *,
+        currency: str | None = None,
+    ) -> Account:
+        """Open a customer account in `currency` (default: the store's), for good.
+
+        Its opening balance is posted from that currency's external account.
+        """
         ...
 
     def close_account(self, account_id: str) -> Account:
@@ -39,8 +50,8 @@ class LedgerStore(Protocol):
         """Move what the postings `source_keys` left in clearing to `to_account`, with a note."""
         ...
 
-    def get_account(self, account_id: str) -> Account:
-        """One account, or AccountNotFound."""
+    def get_account(self, account_id: str, *, currency: str | None = None) -> Account:
+        """One account, or AccountNotFound (a system account: in `currency`, else the default)."""
         ...
 
     def list_accounts(self) -> list[Account]:
@@ -48,20 +59,39 @@ class LedgerStore(Protocol):
         ...
 
     def debit(
-        self, key: str, account_id: str, amount: Decimal, *, transfer: str | None = None
+        self,
+        key: str,
+        account_id: str,
+        amount: Decimal,
+        *,
+        transfer: str | None = None,
+        currency: str | None = None,
+        counterpart: str | None = None,
     ) -> Receipt:
-        """Move `amount` from a customer account to clearing, if the balance allows.
+        """Move `amount` from a customer account to its currency's clearing, if the balance allows.
 
         `transfer` describes the whole transfer the step belongs to; kept as the
         posting's memo, it makes a replay under the key from another transfer
         an `IdempotencyConflict` even when this step's own movement matches.
+        `currency` (the one the caller means) and `counterpart` (the account
+        the money goes to, if this ledger holds it) must be in the account's
+        currency, else `CurrencyMismatch` before anything is posted.
         """
         ...
 
     def credit(
-        self, key: str, account_id: str, amount: Decimal, *, transfer: str | None = None
+        self,
+        key: str,
+        account_id: str,
+        amount: Decimal,
+        *,
+        transfer: str | None = None,
+        currency: str | None = None,
     ) -> Receipt:
-        """Move `amount` from clearing to a customer account (`transfer`: as for `debit`)."""
+        """Move `amount` from the clearing of `currency` to a customer account in it.
+
+        `transfer`: as for `debit`. Without `currency`, the account's applies.
+        """
         ...
 
     def reverse(self, key: str, *, original_key: str) -> Receipt:
@@ -109,6 +139,7 @@ def open_store(
     *,
     clearing_owner: str = CLEARING_OWNER,
     migrate: bool | None = None,
+    currency: str = DEFAULT_CURRENCY,
 ) -> LedgerStore:
     """Open the store a URL names, checking (or migrating) its schema.
 
@@ -124,6 +155,8 @@ def open_store(
             file (this process's own) is migrated and a PostgreSQL ledger
             never is: it is only checked, and `migrate` (as the schema's
             owner) is what creates or upgrades it.
+        currency: The currency of accounts opened without one, and the one
+            an upgrade gives what the ledger held before it knew currencies.
 
     Raises:
         ValueError: The URL names a store this build does not have.
@@ -141,15 +174,23 @@ def open_store(
         if not path:
             raise ValueError(f"LEDGER_URL has no file path: {redact_url(url)!r}")
         return SqliteLedgerStore(
-            Path(path), clearing_owner=clearing_owner, migrate=migrate is not False
+            Path(path),
+            clearing_owner=clearing_owner,
+            migrate=migrate is not False,
+            currency=currency,
         )
     if parsed.scheme in ("postgresql", "postgres"):
         from ledger.postgres import PostgresLedgerStore
 
-        return PostgresLedgerStore(url, clearing_owner=clearing_owner, migrate=bool(migrate))
+        return PostgresLedgerStore(
+            url, clearing_owner=clearing_owner, migrate=bool(migrate), currency=currency
+        )
     if parsed.scheme == "" and url:
         return SqliteLedgerStore(
-            Path(url), clearing_owner=clearing_owner, migrate=migrate is not False
+            Path(url),
+            clearing_owner=clearing_owner,
+            migrate=migrate is not False,
+            currency=currency,
         )
     raise ValueError(
         f"Unsupported LEDGER_URL scheme {quoted(parsed.scheme)}: "
@@ -158,7 +199,11 @@ def open_store(
 
 
 def migrate(
-    url: str, *, clearing_owner: str = CLEARING_OWNER, grant_to: str | None = None
+    url: str,
+    *,
+    clearing_owner: str = CLEARING_OWNER,
+    grant_to: str | None = None,
+    currency: str = DEFAULT_CURRENCY,
 ) -> tuple[MigrationReport, list[str]]:
     """Create or upgrade the ledger at `url` to this code's schema version.
 
@@ -170,6 +215,8 @@ def migrate(
         clearing_owner: Labels the clearing account if the ledger is created.
         grant_to: A PostgreSQL role to grant the runtime privileges to
             (`PostgresLedgerStore.grant_runtime`).
+        currency: What the ledger held before it knew currencies is in this
+            one (``LEDGER_CURRENCY``).
 
     Returns:
         What it did, and the GRANT statements it ran.
@@ -185,7 +232,7 @@ def migrate(
         if urlparse(url).scheme not in ("postgresql", "postgres"):
             raise ValueError("a SQLite ledger has no roles to grant: --grant is for PostgreSQL")
         validate_name(grant_to, "role")
-    store = open_store(url, clearing_owner=clearing_owner, migrate=True)
+    store = open_store(url, clearing_owner=clearing_owner, migrate=True, currency=currency)
     try:
         assert isinstance(store, SqlLedgerStore)
         assert store.migration is not None

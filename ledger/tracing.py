@@ -73,23 +73,45 @@ class TracedLedgerStore:
             return receipt
 
     def debit(
-        self, key: str, account_id: str, amount: Decimal, *, transfer: str | None = None
+        self,
+        key: str,
+        account_id: str,
+        amount: Decimal,
+        *,
+        transfer: str | None = None,
+        currency: str | None = None,
+        counterpart: str | None = None,
     ) -> Receipt:
         """Trace `LedgerStore.debit`."""
         return self._posting(
             "debit",
-            lambda: self._store.debit(key, account_id, amount, transfer=transfer),
+            lambda: self._store.debit(
+                key,
+                account_id,
+                amount,
+                transfer=transfer,
+                currency=currency,
+                counterpart=counterpart,
+            ),
             key=key,
             account_id=account_id,
         )
 
     def credit(
-        self, key: str, account_id: str, amount: Decimal, *, transfer: str | None = None
+        self,
+        key: str,
+        account_id: str,
+        amount: Decimal,
+        *,
+        transfer: str | None = None,
+        currency: str | None = None,
     ) -> Receipt:
         """Trace `LedgerStore.credit`."""
         return self._posting(
             "credit",
-            lambda: self._store.credit(key, account_id, amount, transfer=transfer),
+            lambda: self._store.credit(
+                key, account_id, amount, transfer=transfer, currency=currency
+            ),
             key=key,
             account_id=account_id,
         )
@@ -134,11 +156,16 @@ class TracedLedgerStore:
             return record
 
     def open_account(
-        self, account_id: str, owner: str, opening_balance: Decimal = Decimal("0")
+        self,
+        account_id: str,
+        owner: str,
+        opening_balance: Decimal = Decimal("0"),
+        *,
+        currency: str | None = None,
     ) -> Account:
         """Trace `LedgerStore.open_account` (no owner, no balance on the span)."""
-        with self._span("open_account", account_id=account_id):
-            return self._store.open_account(account_id, owner, opening_balance)
+        with self._span("open_account", account_id=account_id, currency=currency):
+            return self._store.open_account(account_id, owner, opening_balance, currency=currency)
 
     def close_account(self, account_id: str) -> Account:
         """Trace `LedgerStore.close_account`."""
@@ -158,9 +185,9 @@ class TracedLedgerStore:
         with self._span(operation, account_id=account_id):
             return change(account_id)
 
-    def get_account(self, account_id: str) -> Account:
+    def get_account(self, account_id: str, *, currency: str | None = None) -> Account:
         """`LedgerStore.get_account`, untraced."""
-        return self._store.get_account(account_id)
+        return self._store.get_account(account_id, currency=currency)
 
     def list_accounts(self) -> list[Account]:
         """`LedgerStore.list_accounts`, untraced."""
@@ -192,6 +219,7 @@ def _receipt_attributes(receipt: Receipt) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {
         "ledger.kind": receipt.kind.value,
         "ledger.amount": str(receipt.amount),
+        "ledger.currency": receipt.currency or "",
         "ledger.replayed": receipt.replayed,
     }
     for name, value in (

@@ -2,7 +2,8 @@
 
 Counters for transfers started and for each outcome, the time from start to
 the final status and from the first compensation to the end, and the money
-moved by completed transfers. The SDK does not record metrics while a
+moved by completed transfers, in minor units per currency (a ``currency``
+attribute: cents and yen never add up). The SDK does not record metrics while a
 workflow replays, so a worker restart counts nothing twice.
 """
 
@@ -13,7 +14,8 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.contract import FINAL_STATUSES, TransferRequest, TransferStatus
+    from ledger import places
+    from workflows.contract import FINAL_STATUSES, TransferState, TransferStatus
 
 
 class TransferMetrics:
@@ -44,12 +46,15 @@ class TransferMetrics:
             "transfer_compensation_duration", "From the first compensation to the end"
         )
         self._amount_moved = meter.create_counter(
-            "transfer_amount_moved", "Money moved by completed transfers", "cents"
+            "transfer_amount_moved",
+            "Money moved by completed transfers, per currency (attribute currency)",
+            "minor units",
         )
         self._compensating_since: datetime | None = None
 
-    def record(self, status: TransferStatus, request: TransferRequest) -> None:
+    def record(self, status: TransferStatus, state: TransferState) -> None:
         """Count the transfer entering `status`; at the end, its durations and amount."""
+        request = state.request
         now = workflow.now()
         if status in self._counters:
             self._counters[status].add(1)
@@ -64,5 +69,7 @@ class TransferMetrics:
             self._duration.record(now - began)
             if self._compensating_since is not None:
                 self._compensation_duration.record(now - self._compensating_since)
-        if status == TransferStatus.COMPLETED:
-            self._amount_moved.add(int(request.amount * 100))
+        currency = state.currency
+        if status == TransferStatus.COMPLETED and currency is not None:
+            units = int(request.amount.scaleb(places(currency)))
+            self._amount_moved.with_additional_attributes({"currency": currency}).add(units)

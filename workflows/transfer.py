@@ -141,19 +141,14 @@ class TransferWorkflow:
 
     async def _forward_steps(self, request: TransferRequest) -> tuple[StepResult, StepResult]:
         """Debit, then credit, each compensation registered before its step runs."""
-        transfer = f"{request.source_account} -> {request.destination_account} {request.amount:.2f}"
-        source = StepInput(
-            account_id=request.source_account, amount=request.amount, transfer=transfer
-        )
-        destination = StepInput(
-            account_id=request.destination_account, amount=request.amount, transfer=transfer
-        )
-        at_source, at_destination = request.source_bank, request.destination_bank
+        source, at_source, at_destination = request.debit_step(), *request.banks
         self._saga.add_compensation(
             "reverse_debit",
             lambda: self._compensate("debit", LedgerActivities.reverse_debit, source, at_source),
         )
         debit = await self._forward("debit", LedgerActivities.debit, source, at_source)
+        # Out of the clearing of the currency the debit moved (the request may name none).
+        destination = request.credit_step(debit.receipt.currency)
         self._saga.add_compensation(
             "reverse_credit",
             lambda: self._compensate(
@@ -273,7 +268,7 @@ class TransferWorkflow:
             workflow.upsert_search_attributes(
                 visibility.search_attribute_updates(self._state.request, status)
             )
-        self._metrics.record(status, self._state.request)
+        self._metrics.record(status, self._state)
         self._steps.refresh_details()
 
     @workflow.query(name="state")

@@ -13,20 +13,23 @@ from app.config import Settings
 from ledger import (
     Account,
     AccountNotFound,
+    CurrencyMismatch,
     LedgerStore,
     LedgerUnavailable,
     format_amount,
     parse_amount,
+    validate_currency,
 )
 
 
 @dataclass(frozen=True, kw_only=True)
 class OpenAccount(Args):
-    """`accounts open ID --owner NAME [--balance AMOUNT] [--bank NAME]`."""
+    """`accounts open ID --owner NAME [--balance AMOUNT] [--currency CODE] [--bank NAME]`."""
 
     account_id: str
     owner: str
     balance: str
+    currency: str | None
     bank: str | None
 
 
@@ -53,6 +56,11 @@ def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
     opening.add_argument("--owner", required=True, help="the account holder's name")
     opening.add_argument("--balance", default="0", help="opening balance, e.g. 1000.00")
     opening.add_argument(
+        "--currency",
+        metavar="CODE",
+        help="its ISO 4217 currency, fixed for good (default LEDGER_CURRENCY, else USD)",
+    )
+    opening.add_argument(
         "--bank", metavar="NAME", help="with TRANSFER_BANKS: the bank (its number must name it)"
     )
     listing = add_command(
@@ -74,7 +82,8 @@ def account_json(account: Account, bank: str | None) -> dict[str, Any]:
         "id": account.id,
         "owner": account.owner,
         "kind": account.kind.value,
-        "balance": format_amount(account.balance),
+        "currency": account.currency,
+        "balance": format_amount(account.balance, account.currency),
         "status": account.status.value,
     }
 
@@ -86,26 +95,65 @@ def _ledger_of(settings: Settings, account_id: str) -> LedgerStore:
     return settings.open_ledger(settings.bank_of(account_id))
 
 
-def require_accounts(settings: Settings, *account_ids: str) -> None:
+def require_accounts(settings: Settings, *account_ids: str) -> list[Account | None]:
     """Refuse accounts that their ledger (their bank's, with several banks) does not know.
 
     A ledger this process cannot reach is not a refusal: the transfer's own
     steps check the accounts too, so it says so and lets the caller go on.
 
+    Returns:
+        Each account as read, or None where its ledger could not be reached.
+
     Raises:
         CommandError: An account is not found (exit 2), with a hint when only
             its case differs from one that is.
     """
+    found: list[Account | None] = []
     for account_id in account_ids:
         store = _ledger_of(settings, account_id)
         try:
-            store.get_account(account_id)
+            found.append(store.get_account(account_id))
         except AccountNotFound as err:
             raise CommandError(_not_found(store, err), EXIT_USAGE) from err
         except LedgerUnavailable as err:
             warn(f"Could not check account {account_id} at its ledger ({err}); going on")
+            found.append(None)
         finally:
             store.close()
+    return found
+
+
+def transfer_currency(
+    settings: Settings, source: str, destination: str, asked: str | None
+) -> str | None:
+    """The currency of a transfer between two accounts, checked before anything moves.
+
+    Both accounts must exist (`require_accounts`) and be in one currency,
+    and in `asked` (``--currency``) if given: the ledger never converts.
+
+    Returns:
+        The currency, for the request to carry; `asked` (or None) when an
+        account's ledger could not be reached (the steps check it then).
+
+    Raises:
+        CommandError: Not found, an unknown code, or a mismatch (exit 2),
+            naming both currencies.
+    """
+    if asked is not None:
+        asked = validate_currency(asked)
+    accounts = require_accounts(settings, source, destination)
+    if accounts[0] is not None and accounts[1] is not None:
+        paying, paid = accounts[0], accounts[1]
+        if paying.currency != paid.currency:
+            mismatch = CurrencyMismatch.between(source, paying.currency, destination, paid.currency)
+            raise CommandError(f"{mismatch} [CurrencyMismatch]", EXIT_USAGE)
+    for account in accounts:
+        if account is not None and asked is not None and account.currency != asked:
+            mismatch = CurrencyMismatch.asked(account.id, account.currency, asked)
+            raise CommandError(f"{mismatch} [CurrencyMismatch]", EXIT_USAGE)
+        if account is not None:
+            asked = account.currency
+    return asked
 
 
 def _not_found(store: LedgerStore, err: AccountNotFound) -> str:
@@ -134,13 +182,18 @@ async def _open(settings: Settings, args: OpenAccount) -> int:
                 f"(its number says so), not {bank}: number it {bank.upper()}-...",
                 EXIT_USAGE,
             )
+    currency = validate_currency(args.currency or settings.ledger_currency)
     account = store.open_account(
-        args.account_id, args.owner, parse_amount(args.balance, allow_zero=True)
+        args.account_id,
+        args.owner,
+        parse_amount(args.balance, allow_zero=True, currency=currency),
+        currency=currency,
     )
     bank_name = _bank_name(settings, account.id)
     at = f" at bank {bank_name}" if bank_name else ""
+    balance = format_amount(account.balance, account.currency)
     Output(args.json).result(
-        f"Opened {account.id}{at} for {account.owner} with {format_amount(account.balance)}",
+        f"Opened {account.id}{at} for {account.owner} with {balance} {account.currency}",
         account_json(account, bank_name),
     )
     return EXIT_OK

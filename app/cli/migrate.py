@@ -51,7 +51,9 @@ async def _migrate(settings: Settings, args: Migrate) -> int:
         ledgers = [(None, settings.ledger_url, CLEARING_OWNER)]
     done: list[dict[str, Any]] = []
     for bank, url, owner in ledgers:
-        report, grants = migrate(url, clearing_owner=owner, grant_to=args.grant)
+        report, grants = migrate(
+            url, clearing_owner=owner, grant_to=args.grant, currency=settings.ledger_currency
+        )
         where = f"Bank {bank}, ledger" if bank else "Ledger"
         # Told as each ledger is done: a later one may fail (unreachable, not its owner).
         out.note(f"{where} {report.ledger}: {report.describe()}")

@@ -16,13 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from app.cli.accounts import require_accounts
+from app.cli.accounts import transfer_currency
 from app.cli.commands import Args, CommandParser, add_command
 from app.cli.output import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, CommandError, Output, warn
 from app.cli.schedule_output import describe_text, instant_text, list_text, order_json, order_line
 from app.config import Settings
 from app.when import format_duration, format_instant, parse_duration, parse_instant
-from ledger import validate_memo
+from ledger import parse_amount, validate_memo
 from ledger.shown import quoted
 
 if TYPE_CHECKING:  # Temporal is imported by the handlers, not by `--help`
@@ -195,7 +195,13 @@ async def _create(settings: Settings, args: CreateOrder) -> int:
         amount=args.amount,
         **routing,
     )
-    require_accounts(settings, request.source_account, request.destination_account)
+    # Both accounts in one currency (and the amount in its places), as `transfer` checks.
+    currency = transfer_currency(
+        settings, request.source_account, request.destination_account, None
+    )
+    if currency is not None:
+        amount = parse_amount(args.amount, currency=currency)
+        request = request.model_copy(update={"currency": currency, "amount": amount})
     client = await connect()
     with _one_line_errors():
         await create_order(client, order_id, request, timing, task_queue=settings.task_queue)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from app import render
-from app.cli.accounts import require_accounts
+from app.cli.accounts import transfer_currency
 from app.cli.commands import Args, CommandParser, add_command
 from app.cli.output import (
     EXIT_INTERRUPTED,
@@ -22,6 +22,7 @@ from app.cli.output import (
     Output,
 )
 from app.config import Settings
+from ledger import parse_amount
 from workflows.status import (
     DEFAULT_DEADLINE_SECONDS,
     FINAL_STATUSES,
@@ -43,6 +44,7 @@ class StartTransfer(Args):
     source: str
     destination: str
     amount: str
+    currency: str | None
     transfer_id: str | None
     deadline: int
     no_wait: bool
@@ -64,6 +66,11 @@ def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
     transfer.add_argument("--from", dest="source", required=True, metavar="ID")
     transfer.add_argument("--to", dest="destination", required=True, metavar="ID")
     transfer.add_argument("--amount", required=True, help="a decimal such as 150.00")
+    transfer.add_argument(
+        "--currency",
+        metavar="CODE",
+        help="the ISO 4217 currency you mean: refused unless both accounts are in it",
+    )
     transfer.add_argument("--id", dest="transfer_id", help="your reference (default: generated)")
     transfer.add_argument(
         "--deadline",
@@ -133,9 +140,15 @@ async def _transfer(settings: Settings, args: StartTransfer) -> int:
         deadline_seconds=args.deadline,
         **routing,
     )
-    # The workflow checks them too, but only after the debit: refuse now,
-    # before a saga starts that would debit and refund.
-    require_accounts(settings, request.source_account, request.destination_account)
+    # The workflow checks them too, but only at the debit (or after it): refuse
+    # now, before a saga starts. Both accounts must be in one currency.
+    currency = transfer_currency(
+        settings, request.source_account, request.destination_account, args.currency
+    )
+    if currency is not None:
+        # In the currency's own places (15.5 JPY is refused), carried by the request.
+        amount = parse_amount(args.amount, currency=currency)
+        request = request.model_copy(update={"currency": currency, "amount": amount})
     transfer_id = args.transfer_id or f"transfer-{uuid.uuid4().hex[:12]}"
     client = await connect()
     try:

@@ -474,3 +474,38 @@ async def test_on_a_real_server_a_step_that_started_is_voided_not_skipped(
     assert ["StepVoided"] == [err.type for err in late]  # type: ignore[attr-defined]
     assert Decimal("1000.00") == balance(banks["north"], "NORTH-001")
     audited(banks)
+
+
+async def test_a_cross_bank_transfer_in_pounds_settles_positions_in_pounds(
+    client: Client, banks: dict[str, LedgerStore]
+) -> None:
+    """GBP from north to south: each bank's GBP clearing moves, the dollar positions stay 0."""
+    banks["north"].open_account("NORTH-GBP", "Gwen", Decimal("80.00"), currency="GBP")
+    banks["south"].open_account("SOUTH-GBP", "Harry", currency="GBP")
+    async with topology(client, banks) as tq:
+        handle = await _start(client, tq, cross("NORTH-GBP", "SOUTH-GBP", "25.50", currency="GBP"))
+        outcome = await wait_outcome(handle)
+        # Dollars into a pound account at the other bank: refused at the credit
+        # (the debit's ledger cannot see the destination), refunded in dollars.
+        refused = await _start(client, tq, cross("NORTH-001", "SOUTH-GBP", "5"))
+        mismatch = await wait_outcome(refused)
+    assert outcome.ok
+    assert outcome.result is not None
+    assert ("GBP", "GBP") == (outcome.result.debit.currency, outcome.result.credit.currency)
+    assert ("compensated", "CurrencyMismatch") == (mismatch.status, mismatch.error_type)
+    # The gap docs/ledger.md names: across banks, the debit posts and is refunded.
+    assert [("debit", "debit"), ("reverse_debit", "reversal")] == postings(
+        banks["north"], refused.id
+    )
+    assert [("reverse_credit", "void")] == postings(banks["south"], refused.id)
+    assert Decimal("1000.00") == balance(banks["north"], "NORTH-001")
+    positions = {(p.bank, p.currency): p for p in audited(banks).positions}
+    assert (Decimal("25.50"), Decimal("-25.50")) == (
+        positions["north", "GBP"].completed_net,
+        positions["south", "GBP"].completed_net,
+    )
+    assert (Decimal("25.50"), Decimal("-25.50")) == (
+        banks["north"].get_account(CLEARING_ACCOUNT, currency="GBP").balance,
+        banks["south"].get_account(CLEARING_ACCOUNT, currency="GBP").balance,
+    )
+    assert Decimal(0) == positions["north", "USD"].clearing == positions["south", "USD"].clearing

@@ -75,7 +75,13 @@ def test_account_actions_print_the_account_as_json(env: dict[str, str]) -> None:
     """`accounts open/freeze/unfreeze/close --json` print the account as `accounts list` does."""
     opened = starter(env, "accounts", "open", "ACC-007", "--owner", "Gus", "--json")
     assert (0, "") == (opened.returncode, opened.stderr)
-    account = {"id": "ACC-007", "owner": "Gus", "kind": "customer", "balance": "0.00"}
+    account = {
+        "id": "ACC-007",
+        "owner": "Gus",
+        "kind": "customer",
+        "currency": "USD",
+        "balance": "0.00",
+    }
     assert account | {"status": "open"} == json.loads(opened.stdout)
     for action, status in [("freeze", "frozen"), ("unfreeze", "open"), ("close", "closed")]:
         result = starter(env, "accounts", action, "ACC-007", "--json")
@@ -83,6 +89,75 @@ def test_account_actions_print_the_account_as_json(env: dict[str, str]) -> None:
         assert account | {"status": status} == json.loads(result.stdout)
     listed = json.loads(starter(env, "accounts", "list", "--json").stdout)
     assert account | {"status": "closed"} in listed
+
+
+def test_currencies_are_chosen_at_opening_and_a_transfer_across_them_is_refused(
+    env: dict[str, str],
+) -> None:
+    """`--currency` opens in a currency (in its places); mixing is exit 2 before any start."""
+    for command in (
+        ["ACC-E1", "--owner", "Dora", "--balance", "300", "--currency", "eur"],
+        ["ACC-E2", "--owner", "Emil", "--currency", "EUR"],
+        ["ACC-U1", "--owner", "Uma", "--balance", "10"],
+        ["ACC-J1", "--owner", "Fumi", "--balance", "1500", "--currency", "JPY"],
+    ):
+        opened = starter(env, "accounts", "open", *command)
+        assert (0, "") == (opened.returncode, opened.stderr)
+    assert "Opened ACC-J1 for Fumi with 1500 JPY\n" == opened.stdout
+    refusals = [
+        (
+            ["transfer", "--from", "ACC-U1", "--to", "ACC-E1", "--amount", "5"],
+            "Currency mismatch: ACC-U1 is in USD, ACC-E1 in EUR; a transfer never converts "
+            "currencies [CurrencyMismatch]",
+        ),
+        (
+            [
+                "transfer",
+                "--from",
+                "ACC-E1",
+                "--to",
+                "ACC-E2",
+                "--amount",
+                "5",
+                "--currency",
+                "USD",
+            ],
+            "Currency mismatch: the transfer is in USD, ACC-E1 is in EUR [CurrencyMismatch]",
+        ),
+        (
+            [
+                "accounts",
+                "open",
+                "ACC-J2",
+                "--owner",
+                "Goro",
+                "--balance",
+                "15.5",
+                "--currency",
+                "JPY",
+            ],
+            "Amount has decimal places (JPY has none): 15.5",
+        ),
+    ]
+    for command, message in refusals:
+        refused = starter(env, *command)
+        assert (2, "", f"error: {message}\n") == (
+            refused.returncode,
+            refused.stdout,
+            refused.stderr,
+        )
+    unknown = starter(env, "accounts", "open", "ACC-X1", "--owner", "X", "--currency", "XYZ")
+    assert 2 == unknown.returncode
+    assert unknown.stderr.startswith("error: Unknown currency 'XYZ': use an ISO 4217 code")
+    listed = json.loads(starter(env, "accounts", "list", "--json").stdout)
+    shown = {(a["id"], a["currency"]): a["balance"] for a in listed}
+    assert "300.00" == shown["ACC-E1", "EUR"]
+    assert "1500" == shown["ACC-J1", "JPY"]
+    assert ("-300.00", "-1500") == (shown["EXTERNAL", "EUR"], shown["EXTERNAL", "JPY"])
+    assert "ACC-J2" not in {a["id"] for a in listed}
+    table = starter(env, "accounts", "list").stdout
+    assert "  Fumi" in table
+    assert " 1,500 JPY" in table
 
 
 def test_errors_in_json_mode_are_json_with_the_text_modes_exit_code(env: dict[str, str]) -> None:

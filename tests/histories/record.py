@@ -215,6 +215,12 @@ async def needs_attention_retried_by_itself(
         return await _finish(handle)
 
 
+async def currency_mismatch(client: Client, store: LedgerStore) -> WorkflowHandle[Any, Any]:
+    """USD to a EUR account, hand-written (no currency): the debit refuses it, nothing posts."""
+    store.open_account("EUR-001", "Dora", Decimal("300.00"), currency="EUR")
+    return await _simple(client, store, "currency_mismatch", _request("ACC-001", "EUR-001", "50"))
+
+
 SCENARIOS: list[Scenario] = [
     completed,
     insufficient_funds,
@@ -226,6 +232,7 @@ SCENARIOS: list[Scenario] = [
     cross_bank_refused,
     scheduled,
     needs_attention_retried_by_itself,
+    currency_mismatch,
 ]
 
 

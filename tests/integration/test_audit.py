@@ -34,14 +34,14 @@ def test_a_whole_ledger_has_no_findings(ledger: LedgerStore) -> None:
     report = audit(*ledger.snapshot())
     assert [] == report.findings
     assert {"completed": 1, "compensated": 1, "rejected": 1, "in_flight": 1} == report.outcomes
-    assert Decimal("7.00") == report.clearing
+    assert {"USD": Decimal("7.00")} == report.clearing
 
 
 def test_a_balance_that_disagrees_with_its_postings_is_found(ledger: LedgerStore) -> None:
     """Money conjured into a balance shows up twice: the sum and the postings disagree."""
     tamper(ledger, "UPDATE accounts SET balance = balance + 500 WHERE id = ?", "ACC-003")
     findings = audit(*ledger.snapshot()).findings
-    assert "ledger does not sum to zero: 5.00" in findings
+    assert "ledger does not sum to zero in USD: 5.00" in findings
     assert any(f.startswith("ACC-003 balance") for f in findings)
 
 
@@ -59,7 +59,7 @@ def test_clearing_money_no_transfer_accounts_for_is_found(ledger: LedgerStore) -
     tamper(ledger, "UPDATE accounts SET balance = balance + 300 WHERE id = ?", "CLEARING")
     tamper(ledger, "UPDATE accounts SET balance = balance - 300 WHERE id = ?", "EXTERNAL")
     findings = audit(*ledger.snapshot()).findings
-    assert "clearing holds 10.00 but transfers in flight account for 7.00" in findings
+    assert "clearing holds 10.00 USD but transfers in flight account for 7.00" in findings
 
 
 def test_a_step_applied_after_its_void_is_found(ledger: LedgerStore) -> None:

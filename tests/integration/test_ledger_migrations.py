@@ -55,11 +55,13 @@ def old_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OldLe
     made: list[str] = []
 
     def make(version: int) -> str:
-        steps = MIGRATIONS[:version]
+        # Rows as a version-3 build wrote them (no currency), then any later steps.
+        steps, later = MIGRATIONS[: min(version, 3)], MIGRATIONS[3:version]
         rows = _V1_ROWS + (_V2_ROWS if version >= 2 else [])
         if request.param == "sqlite":
             path = tmp_path / f"v{version}-{len(made)}.db"
-            script = "".join(step.sqlite for step in steps) + ";".join(rows)
+            script = "".join(step.script("sqlite", "USD") for step in steps) + ";".join(rows)
+            script += ";" + "".join(step.script("sqlite", "USD") for step in later)
             with contextlib.closing(sqlite3.connect(path)) as conn:
                 conn.executescript(f"{script}; PRAGMA user_version = {version};")
             made.append(f"sqlite:///{path}")
@@ -67,10 +69,12 @@ def old_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OldLe
         url = postgres_schema_url(request.getfixturevalue("postgres_url"))
         with _owner_connection(url, create=True) as conn:
             for step in steps:
-                conn.execute(step.postgres)
+                conn.execute(step.script("postgres", "USD"))
             conn.execute("INSERT INTO ledger_schema (version) VALUES (%s)", (version,))
             for row in rows:
                 conn.execute(row)
+            for step in later:
+                conn.execute(step.script("postgres", "USD"))
         made.append(url)
         return url
 

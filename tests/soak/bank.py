@@ -231,6 +231,14 @@ class _Run:
         plans = []
         for n in range(self.config.transfers):
             source, destination = self.rng.sample(accounts, 2)
+            # Most transfers stay in one currency; about one in ten crosses
+            # (refused: it must never complete, and moves nothing for good).
+            if self.rng.random() >= 0.1:
+                destination = self.rng.choice(
+                    [a for a in accounts if a != source and currency_of(a) == currency_of(source)]
+                )
+            # Half name their currency (as the starter does), half do not.
+            named = {"currency": currency_of(source)} if self.rng.random() < 0.5 else {}
             roll = self.rng.random()
             if roll < 0.07:
                 destination = f"{destination.split('-')[0]}-MISSING"
@@ -250,6 +258,7 @@ class _Run:
                 amount=amount,
                 deadline_seconds=self.config.deadline_seconds,
                 **routing,
+                **named,
             )
             plans.append(_Planned(f"soak-{self.config.seed}-{n}", request, cancel_after))
         return plans
@@ -304,21 +313,24 @@ class _Run:
         accounts opened before the run and no operator settling anything,
         EXTERNAL must not move at all while it runs.
         """
-        external: dict[str, Decimal] = {}
+        external: dict[tuple[str, str], Decimal] = {}
         while not stop.is_set():
             for bank, store in stores.items():
                 accounts = await asyncio.to_thread(store.list_accounts)
                 self.snapshots += 1
                 self.checks += 3
-                total = sum(a.balance for a in accounts)
                 where = f"snapshot {self.snapshots}" + (f" of {bank}" if bank else "")
-                if total != 0:
-                    self.violations.append(f"{where} sums to {total}")
-                outside = next(a.balance for a in accounts if a.kind == AccountKind.EXTERNAL)
-                if external.setdefault(bank, outside) != outside:
-                    self.violations.append(
-                        f"{where}: EXTERNAL moved from {external[bank]} to {outside}"
-                    )
+                for currency in CURRENCIES:  # each currency sums to zero on its own
+                    total = sum(a.balance for a in accounts if a.currency == currency)
+                    if total != 0:
+                        self.violations.append(f"{where} sums to {total} {currency}")
+                for outside in (a for a in accounts if a.kind == AccountKind.EXTERNAL):
+                    first = external.setdefault((bank, outside.currency), outside.balance)
+                    if first != outside.balance:
+                        self.violations.append(
+                            f"{where}: EXTERNAL {outside.currency} moved from {first} "
+                            f"to {outside.balance}"
+                        )
                 for account in accounts:
                     if account.kind == AccountKind.CUSTOMER and account.balance < 0:
                         self.violations.append(f"{where}: {account.id} negative")
@@ -382,6 +394,11 @@ class _Run:
             self.checks += 1
             outcome = outcomes[plan.transfer_id]
             ledger = groups[plan.transfer_id].outcome if plan.transfer_id in groups else "rejected"
+            crossing = currency_of(plan.request.source_account) != currency_of(
+                plan.request.destination_account
+            )
+            if crossing and outcome not in ("compensated", "cancelled"):
+                self.violations.append(f"{plan.transfer_id}: across currencies, {outcome}")
             if outcome == "completed":
                 if ledger != "completed":
                     self.violations.append(f"{plan.transfer_id}: completed, ledger says {ledger}")
@@ -392,11 +409,24 @@ class _Run:
                     self.violations.append(f"{plan.transfer_id}: parked but ledger says {ledger}")
             elif ledger not in ("compensated", "rejected"):
                 self.violations.append(f"{plan.transfer_id}: {outcome}, ledger says {ledger}")
-        clearing = sum((a.balance for a in accounts if a.id == "CLEARING"), Decimal("0.00"))
-        held = sum((groups[t].in_clearing for t in parked if t in groups), Decimal("0.00"))
-        self.checks += 1
-        if clearing != held:
-            self.violations.append(f"clearing holds {clearing}, parked transfers {held}")
+        for currency in CURRENCIES:
+            clearing = sum(
+                (a.balance for a in accounts if a.id == "CLEARING" and a.currency == currency),
+                Decimal("0.00"),
+            )
+            held = sum(
+                (
+                    groups[t].in_clearing
+                    for t in parked
+                    if t in groups and groups[t].currency == currency
+                ),
+                Decimal("0.00"),
+            )
+            self.checks += 1
+            if clearing != held:
+                self.violations.append(
+                    f"clearing holds {clearing} {currency}, parked transfers {held}"
+                )
         self.checks += 1
         for account in accounts:
             if account.kind != AccountKind.CUSTOMER:
@@ -416,6 +446,16 @@ class _Run:
             for line in log.read_text().splitlines():
                 if line.startswith("FAULT "):
                     self.faults["ledger " + line.split()[1]] += 1
+
+
+#: The soak's two currencies: accounts alternate between them by number.
+CURRENCIES = ("USD", "EUR")
+
+
+def currency_of(account_id: str) -> str:
+    """USD for even account numbers, EUR for odd ones (a missing account: USD)."""
+    number = account_id.rsplit("-", 1)[-1]
+    return CURRENCIES[int(number) % 2] if number.isdigit() else CURRENCIES[0]
 
 
 async def _retry(call: Any, attempts: int = 60) -> Any:
@@ -447,7 +487,9 @@ async def run_soak(config: SoakConfig, workdir: Path) -> SoakReport:
         accounts = [f"SOAK-{n:02d}" for n in range(config.accounts)]
     for account_id in accounts:
         bank = bank_of(account_id, config.banks) if config.banks else ""
-        stores[bank].open_account(account_id, f"Soak {account_id}", OPENING)
+        stores[bank].open_account(
+            account_id, f"Soak {account_id}", OPENING, currency=currency_of(account_id)
+        )
     await run.start_server()
     stop = asyncio.Event()
     try:

@@ -35,10 +35,19 @@ def postgres_schema_url(base: str) -> str:
 
 
 def balances(store: LedgerStore) -> dict[str, Decimal]:
-    """Every account's balance by id; asserts the double-entry invariant on the way."""
+    """Every account's balance by id; asserts the double-entry invariant on the way.
+
+    The invariant holds per currency. System accounts in a currency other
+    than USD are keyed ``CLEARING EUR``.
+    """
     accounts = store.list_accounts()
-    assert sum(a.balance for a in accounts) == 0, "the ledger no longer sums to zero"
-    return {a.id: a.balance for a in accounts}
+    for currency in {a.currency for a in accounts}:
+        total = sum(a.balance for a in accounts if a.currency == currency)
+        assert total == 0, f"the ledger no longer sums to zero in {currency}"
+    return {
+        a.id if a.kind == "customer" or a.currency == "USD" else f"{a.id} {a.currency}": a.balance
+        for a in accounts
+    }
 
 
 def opening_balances() -> dict[str, Decimal]:

@@ -36,7 +36,7 @@ HOSTILE = st.one_of(
 def test_any_text_is_an_amount_or_an_invalid_amount(text: str) -> None:
     """Never another exception; an accepted amount is positive, bounded, two places."""
     try:
-        amount = parse_amount(text)
+        amount = parse_amount(text, currency="USD")
     except InvalidAmount:
         return
     assert Decimal("0.01") <= amount <= MAX_AMOUNT
@@ -46,9 +46,9 @@ def test_any_text_is_an_amount_or_an_invalid_amount(text: str) -> None:
 @given(st.integers(min_value=1, max_value=int(MAX_AMOUNT * 100)))
 def test_every_valid_amount_round_trips_exactly(cents: int) -> None:
     """Cents -> text -> amount -> text: no rounding anywhere."""
-    text = format_amount(Decimal(cents) / 100)
-    assert Decimal(cents) / 100 == parse_amount(text)
-    assert text == format_amount(parse_amount(text))
+    text = format_amount(Decimal(cents) / 100, "USD")
+    assert Decimal(cents) / 100 == parse_amount(text, currency="USD")
+    assert text == format_amount(parse_amount(text, currency="USD"), "USD")
 
 
 @given(st.decimals(allow_nan=True, allow_infinity=True))
@@ -56,7 +56,7 @@ def test_every_valid_amount_round_trips_exactly(cents: int) -> None:
 def test_any_decimal_is_an_amount_or_an_invalid_amount(value: Decimal) -> None:
     """Decimals from code (not text): the same rules, no crash."""
     try:
-        amount = parse_amount(value)
+        amount = parse_amount(value, currency="USD")
     except InvalidAmount:
         return
     assert amount == value

@@ -26,7 +26,7 @@ from ledger.money import from_minor, to_minor
 )
 def test_valid_amounts_parse_exactly(raw: object, expected: Decimal) -> None:
     """Strings, Decimals, ints and JSON-style floats become exact two-place Decimals."""
-    assert expected == parse_amount(raw)
+    assert expected == parse_amount(raw, currency="USD")
 
 
 @pytest.mark.parametrize(
@@ -57,12 +57,12 @@ def test_valid_amounts_parse_exactly(raw: object, expected: Decimal) -> None:
 def test_invalid_amounts_are_rejected_with_a_clear_message(raw: object, message: str) -> None:
     """Garbage, NaN, infinity, zero, negatives, three places and huge amounts are refused."""
     with pytest.raises(InvalidAmount, match=message):
-        parse_amount(raw)
+        parse_amount(raw, currency="USD")
 
 
 def test_zero_is_allowed_only_when_asked() -> None:
     """Opening balances may be zero; transfers may not."""
-    assert Decimal("0.00") == parse_amount("0", allow_zero=True)
+    assert Decimal("0.00") == parse_amount("0", allow_zero=True, currency="USD")
     with pytest.raises(InvalidAmount):
         parse_amount("-0.01", allow_zero=True)
 
@@ -73,5 +73,5 @@ def test_zero_is_allowed_only_when_asked() -> None:
 def test_minor_units_round_trip(text: str) -> None:
     """Amount -> cents -> amount is exact."""
     amount = Decimal(text)
-    assert amount == from_minor(to_minor(amount))
-    assert isinstance(to_minor(amount), int)
+    assert amount == from_minor(to_minor(amount, "USD"), "USD")
+    assert isinstance(to_minor(amount, "USD"), int)

@@ -139,7 +139,7 @@ def test_a_bad_amount_is_refused_as_json(capsys: pytest.CaptureFixture[str]) -> 
     assert 2 == starter_main([*args, "--amount", "1.234", "--every", "1d", "--json"])
     assert {
         "error": {
-            "message": "amount: Amount has more than two decimal places: 1.234",
+            "message": "Amount has more than two decimal places (USD has two): 1.234",
             "exit_code": 2,
         }
     } == json.loads(capsys.readouterr().out)

@@ -49,10 +49,10 @@ EXPECTED = {
     "low_latency_credit_failure",
     "cross_bank_refused",
 }
-#: Recorded since: a transfer dated ahead (its timer), and one parked whose
-#: refund an automatic retry made (`patches.COMPENSATION_RETRIES`). Only
-#: today's generation has them.
-RECORDED = EXPECTED | {"scheduled", "needs_attention_retried_by_itself"}
+#: Recorded since: a transfer dated ahead (its timer), one parked whose refund
+#: an automatic retry made (`patches.COMPENSATION_RETRIES`), and one refused
+#: across currencies. Only today's generation has them.
+RECORDED = EXPECTED | {"scheduled", "needs_attention_retried_by_itself", "currency_mismatch"}
 
 
 def load(name: str, directory: Path = HISTORIES) -> WorkflowHistory:

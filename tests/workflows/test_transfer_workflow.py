@@ -392,8 +392,21 @@ async def test_many_concurrent_transfers_stay_independent(
             "greater than zero",
         ),
         (
-            {"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "1.001"},
-            "two decimal",
+            {
+                "source_account": "ACC-001",
+                "destination_account": "ACC-002",
+                "amount": "1.001",
+                "currency": "USD",
+            },
+            "more than two decimal places (USD has two)",
+        ),
+        (
+            {"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "12.3456"},
+            "more than three decimal places",
+        ),
+        (
+            {"source_account": "A", "destination_account": "B", "amount": "5", "currency": "EURO"},
+            "Unknown currency 'EURO'",
         ),
         (
             {"source_account": "ACC-001", "destination_account": "ACC-002", "amount": "NaN"},
