@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import socket
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -282,6 +283,9 @@ async def test_the_dev_worker_registers_the_search_attributes_an_older_database_
     worker = start_dev_worker(env, data / "worker.out")
     try:
         told = wait_for(data / "worker.out", WORKER_READY)
+        # SIGTERM, so that the worker stops the dev server it started (a group of its own).
+        os.killpg(worker.pid, signal.SIGTERM)
+        assert 0 == worker.wait(60)
     finally:
         kill_group(worker)
     assert "Registered search attributes new in this release: ParkedSince, RetryUntil" in told
