@@ -1,4 +1,4 @@
-"""`transfer --at | --in` and `--retry-window`: when a transfer runs, how long its refunds retry.
+"""`transfer --at | --in` and `--retry-window`: when it runs, how long its compensations retry.
 
 Everything is checked while the command line is parsed, before anything
 starts (argparse names the flag; exit 2): an instant needs its time zone, a

@@ -197,7 +197,10 @@ async def test_setup_registers_search_attributes_and_the_worker_insists_on_them(
         assert "python starter.py setup" in err
         code, out, err = await run_cli_async(env, "setup")
         assert 0 == code, err
-        assert "Registered search attributes on default: DestinationAccount, SourceAccount" in out
+        assert (
+            "Registered search attributes on default: DestinationAccount, ParkedSince, "
+            "RetryUntil, SourceAccount, TransferAmount, TransferStatus"
+        ) in out
         code, out, _ = await run_cli_async(env, "setup")
         assert "Already registered on default: DestinationAccount" in out
     finally:
