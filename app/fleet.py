@@ -33,16 +33,29 @@ class TransferRow:
     destination_account: str | None
     started: datetime | None
     closed: datetime | None
+    #: Parked: since when, and when its automatic retries end (or ended).
+    parked_since: datetime | None = None
+    retry_until: datetime | None = None
 
 
-def transfer_query(*, status: str | None = None, account: str | None = None) -> str:
-    """A visibility query over transfers; inputs are validated, never pasted raw."""
+def transfer_query(
+    *, status: str | None = None, account: str | None = None, overdue_at: datetime | None = None
+) -> str:
+    """A visibility query over transfers; inputs are validated, never pasted raw.
+
+    With `overdue_at`, only transfers parked for an operator whose automatic
+    retries had ended by then (their `RetryUntil` is earlier).
+    """
     clauses = [f"WorkflowType IN ('{WORKFLOW_NAME}', '{LOW_LATENCY_WORKFLOW_NAME}')"]
     if status is not None:
         clauses.append(f"TransferStatus = '{TransferStatus(status).value}'")
     if account is not None:
         account = validate_account_id(account)
         clauses.append(f"(SourceAccount = '{account}' OR DestinationAccount = '{account}')")
+    if overdue_at is not None:
+        when = overdue_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        clauses.append(f"TransferStatus = '{TransferStatus.NEEDS_ATTENTION.value}'")
+        clauses.append(f"{visibility.RETRY_UNTIL.name} < '{when}'")
     return " AND ".join(clauses)
 
 
@@ -56,14 +69,26 @@ def _row(execution: WorkflowExecution) -> TransferRow:
         destination_account=attributes.get(visibility.DESTINATION_ACCOUNT),
         started=execution.start_time,
         closed=execution.close_time,
+        parked_since=attributes.get(visibility.PARKED_SINCE),
+        retry_until=attributes.get(visibility.RETRY_UNTIL),
     )
 
 
 async def list_transfers(
-    client: Client, *, status: str | None = None, account: str | None = None, limit: int = 50
+    client: Client,
+    *,
+    status: str | None = None,
+    account: str | None = None,
+    overdue: bool = False,
+    limit: int = 50,
 ) -> list[TransferRow]:
-    """The newest transfers matching the filters."""
-    query = transfer_query(status=status, account=account)
+    """The newest transfers matching the filters.
+
+    `overdue`: parked for an operator longer than their retry window, that
+    is whose automatic retries have ended (``RetryUntil`` has passed).
+    """
+    overdue_at = datetime.now(UTC) if overdue else None
+    query = transfer_query(status=status, account=account, overdue_at=overdue_at)
     return [_row(e) async for e in client.list_workflows(query, limit=limit)]
 
 

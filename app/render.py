@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from app.when import format_instant
 from ledger import Account, AccountKind, Receipt
 
 if TYPE_CHECKING:  # annotations only: `accounts list` renders without loading Temporal
     from app.fleet import Stats, TransferRow
     from app.transfers import TransferOutcome
     from ledger.audit import AuditReport, BanksAuditReport
-    from workflows.contract import StepState, TransferState
+    from workflows.contract import StepState, TransferRequest, TransferState
 
 
 def balance_table(accounts: list[Account], bank: str | None = None) -> str:
@@ -59,14 +61,80 @@ def step_line(step: StepState) -> str:
     return f"    {step.name:<15} {step.status:<12} {detail}{attempts}"
 
 
-def state_text(state: TransferState) -> str:
-    """The saga state as the `status` command and the demo print it."""
+_UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
+
+
+def relative(when: datetime, now: datetime) -> str:
+    """How far `when` is from `now`, in its two largest units: `in 23d 4h`, `3m 5s ago`."""
+    seconds = round((when - now).total_seconds())
+    if seconds == 0:
+        return "now"
+    parts: list[str] = []
+    left = abs(seconds)
+    for unit, size in _UNITS:
+        count, left = divmod(left, size)
+        if count and len(parts) < 2:
+            parts.append(f"{count}{unit}")
+        elif parts:
+            break  # `1d 0h 5m` would read as more precise than it is: `1d`
+    shown = " ".join(parts)
+    return f"in {shown}" if seconds > 0 else f"{shown} ago"
+
+
+def moment(when: datetime, now: datetime) -> str:
+    """`2026-12-24T09:00:00Z (in 23d 4h)`: to whole seconds, in UTC, and how far from now."""
+    return f"{format_instant(when.replace(microsecond=0))} ({relative(when, now)})"
+
+
+def scheduled_text(
+    transfer_id: str, request: TransferRequest, due: datetime, *, attached: bool, now: datetime
+) -> str:
+    """What `transfer --at/--in` prints once the dated transfer has started (or was there)."""
+    verb = "Attached to existing" if attached else "Scheduled"
+    return (
+        f"{verb} transfer {transfer_id}: {request.amount:.2f} {request.source_account} -> "
+        f"{request.destination_account} at {moment(due, now)}\n"
+        f"  Nothing moves until then: `python starter.py status {transfer_id}` follows it, "
+        f"`python starter.py cancel {transfer_id}` calls it off"
+    )
+
+
+def _retry_lines(state: TransferState, now: datetime) -> list[str]:
+    """Since when a parked transfer waits, its automatic retries, and whether it is overdue."""
+    if state.parked_since is None:
+        return []  # parked before automatic retries existed: operators only
+    lines = [f"  Parked since {moment(state.parked_since, now)}"]
+    tried = f"{state.automatic_retries} so far"
+    until = moment(state.retry_until, now) if state.retry_until else "unknown"
+    if state.overdue:
+        lines.append(
+            f"  Overdue: automatic retries ({tried}) ended at {until}; only an operator "
+            "can settle it now"
+        )
+    elif state.settlement_begun:
+        lines.append(f"  Automatic retries ({tried}) stopped: a settlement by hand has begun")
+    elif state.next_retry_at is not None:
+        lines.append(
+            f"  Automatic retries: {tried}; next at {moment(state.next_retry_at, now)}; "
+            f"until {until}"
+        )
+    else:
+        lines.append(f"  Automatic retries: {tried}, one running now; until {until}")
+    return lines
+
+
+def state_text(state: TransferState, now: datetime | None = None) -> str:
+    """The saga state as the `status` command and the demo print it (times relative to `now`)."""
+    now = now or datetime.now(UTC)
     request = state.request
     lines = [
         f"Transfer {state.transfer_id}: {request.amount:,.2f} "
         f"{request.source_account} -> {request.destination_account}",
         f"  Saga status: {state.status}",
     ]
+    due = state.request.execute_at
+    if state.status == "scheduled" and due is not None:
+        lines.append(f"  Scheduled for {moment(due, now)}: nothing is posted until then")
     if state.error is not None:
         lines.append(f"  Reason: {state.error.message} [{state.error.type}]")
     for error in state.compensation_errors:
@@ -83,6 +151,8 @@ def state_text(state: TransferState) -> str:
             f"  Fix the cause, then `starter.py retry {state.transfer_id}`, or settle by hand"
             f" with `starter.py resolve {state.transfer_id} --note ...`"
         )
+    if state.status == "needs_attention":
+        lines += _retry_lines(state, now)
     for action in state.operator_actions:
         by = f" by {action.operator}" if action.operator else ""
         note = f" ({action.note})" if action.note else ""
@@ -106,19 +176,27 @@ def outcome_line(outcome: TransferOutcome) -> str:
     )
 
 
-def transfer_table(rows: list[TransferRow]) -> str:
-    """The `list` command's table."""
+def transfer_table(rows: list[TransferRow], *, parked: bool = False) -> str:
+    """The `list` command's table; `parked` (`list --overdue`): since when, retried until when."""
     if not rows:
         return "No transfers match."
-    lines = [f"{'Transfer':<28} {'Status':<16} {'Amount':>12}  {'From':<12} {'To':<12} Started"]
+    times = f"{'Parked since':<20} Retried until" if parked else "Started"
+    lines = [f"{'Transfer':<28} {'Status':<16} {'Amount':>12}  {'From':<12} {'To':<12} {times}"]
     for r in rows:
         amount = f"{r.amount:,.2f}" if r.amount is not None else "?"
-        started = r.started.strftime("%Y-%m-%d %H:%M:%S") if r.started else ""
+        if parked:
+            shown = f"{_table_time(r.parked_since):<20} {_table_time(r.retry_until)}"
+        else:
+            shown = _table_time(r.started)
         lines.append(
             f"{r.transfer_id:<28} {r.status:<16} {amount:>12}  "
-            f"{r.source_account or '?':<12} {r.destination_account or '?':<12} {started}"
+            f"{r.source_account or '?':<12} {r.destination_account or '?':<12} {shown}"
         )
     return "\n".join(lines)
+
+
+def _table_time(when: datetime | None) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if when else ""
 
 
 def stats_text(stats: Stats) -> str:

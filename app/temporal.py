@@ -206,7 +206,14 @@ async def server_client(
     )
     try:
         async with running_dev_server(args, log=log, port=port):
-            yield await connect(settings, create_key=dev, **options)
+            client = await connect(settings, create_key=dev, **options)
+            # The dev server registers `--search-attribute`s only in a new
+            # database: one an older release made lacks those added since.
+            added, _ = await register_search_attributes(client)
+            if added:
+                names = ", ".join(added)
+                status(logger, f"Registered search attributes new in this release: {names}")
+            yield client
     except DevServerFailed as err:
         raise ServerUnavailable(str(err)) from err
 

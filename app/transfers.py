@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,6 +24,7 @@ from workflows.contract import (
     WORKFLOW_NAME,
     TransferRequest,
     TransferResult,
+    TransferStatus,
 )
 from workflows.low_latency import LowLatencyTransferWorkflow
 from workflows.transfer import TransferWorkflow
@@ -74,6 +76,7 @@ async def start_transfer(
     task_queue: str,
     low_latency: bool = False,
     eager: bool = False,
+    relative_execute_at: bool = False,
 ) -> tuple[TransferHandle, bool]:
     """Start the transfer, or attach to the one already started under this id.
 
@@ -85,6 +88,12 @@ async def start_transfer(
     straight back to a worker in this process, saving a round trip; it needs
     a worker for `task_queue` on this same client, and quietly falls back to
     a normal start otherwise.
+
+    A transfer dated ahead (`execute_at` in the future) starts with status
+    ``scheduled``. `relative_execute_at` says its `execute_at` was computed
+    from now (`transfer --in 2h`): started again later under the same id,
+    the request names another time, yet it is the same transfer, so one that
+    differs only in `execute_at` is attached to rather than refused.
 
     Returns:
         The handle, and whether it was already there (attached).
@@ -100,7 +109,7 @@ async def start_transfer(
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=visibility.search_attributes(request, "running"),
+            search_attributes=visibility.search_attributes(request, initial_status(request).value),
             static_summary=visibility.transfer_summary(request),
             request_eager_start=eager,
         )
@@ -115,12 +124,22 @@ async def start_transfer(
         )
     handle = client.get_workflow_handle_for(TransferWorkflow.run, transfer_id, run_id=desc.run_id)
     existing = await started_request(client, handle)
+    if existing is not None and relative_execute_at and existing.execute_at is not None:
+        existing = existing.model_copy(update={"execute_at": request.execute_at})
     if existing != request:
         raise TransferIdConflict(
             f"Transfer id {transfer_id} is already used by another transfer"
             + (f" ({describe_request(existing)})" if existing else "")
         )
     return handle, True
+
+
+def initial_status(request: TransferRequest, now: datetime | None = None) -> TransferStatus:
+    """The status a transfer starts with: ``scheduled`` if dated ahead, else ``running``."""
+    due = request.execute_at
+    if due is not None and due > (now or datetime.now(UTC)):
+        return TransferStatus.SCHEDULED
+    return TransferStatus.RUNNING
 
 
 async def started_request(client: Client, handle: TransferHandle) -> TransferRequest | None:

@@ -27,9 +27,10 @@ if TYPE_CHECKING:  # the handlers that talk to Temporal import it; `audit --no-t
 
 @dataclass(frozen=True, kw_only=True)
 class ListTransfers(Args):
-    """`list [--status STATUS] [--account ID] [--limit N]`."""
+    """`list [--status STATUS | --overdue] [--account ID] [--limit N]`."""
 
     status: str | None
+    overdue: bool
     account: str | None
     limit: int
 
@@ -53,7 +54,13 @@ def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
     listing = add_command(
         commands, "list", ListTransfers, _list, help="transfers, newest first, from visibility"
     )
-    listing.add_argument("--status", choices=[s.value for s in TransferStatus])
+    which = listing.add_mutually_exclusive_group()
+    which.add_argument("--status", choices=[s.value for s in TransferStatus])
+    which.add_argument(
+        "--overdue",
+        action="store_true",
+        help="parked for an operator longer than their retry window (automatic retries ended)",
+    )
     listing.add_argument("--account", metavar="ID", help="as source or destination")
     listing.add_argument("--limit", type=int, default=50)
     stats = add_command(
@@ -85,15 +92,16 @@ async def _list(settings: Settings, args: ListTransfers) -> int:
 
     client = await connect(need_key=False)
     rows = await fleet.list_transfers(
-        client, status=args.status, account=args.account, limit=args.limit
+        client, status=args.status, account=args.account, overdue=args.overdue, limit=args.limit
     )
-    Output(args.json).result(render.transfer_table(rows), [_row_json(r) for r in rows])
+    text = render.transfer_table(rows, parked=args.overdue)
+    Output(args.json).result(text, [_row_json(r) for r in rows])
     return EXIT_OK
 
 
 def _row_json(row: fleet.TransferRow) -> dict[str, Any]:
     data = asdict(row)
-    for key in ("started", "closed"):
+    for key in ("started", "closed", "parked_since", "retry_until"):
         data[key] = data[key].isoformat() if data[key] else None
     data["amount"] = f"{row.amount:.2f}" if row.amount is not None else None
     return data

@@ -6,10 +6,11 @@ import argparse
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from app import render
+from app.cli import dated
 from app.cli.accounts import transfer_currency
 from app.cli.commands import Args, CommandParser, add_command
 from app.cli.output import (
@@ -26,7 +27,6 @@ from ledger import parse_amount
 from workflows.status import (
     DEFAULT_DEADLINE_SECONDS,
     FINAL_STATUSES,
-    MAX_DEADLINE_SECONDS,
     TransferStatus,
 )
 
@@ -48,7 +48,11 @@ class StartTransfer(Args):
     transfer_id: str | None
     deadline: int
     no_wait: bool
+    wait: bool
     low_latency: bool
+    at: datetime | None
+    after: timedelta | None
+    retry_window: int | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,12 +78,15 @@ def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
     transfer.add_argument("--id", dest="transfer_id", help="your reference (default: generated)")
     transfer.add_argument(
         "--deadline",
-        type=deadline_seconds,
+        type=dated.deadline_seconds,
         default=DEFAULT_DEADLINE_SECONDS,
         metavar="SECONDS",
-        help=f"compensate if not complete by then (default {DEFAULT_DEADLINE_SECONDS})",
+        help="compensate if not complete by then, counted from --at/--in if given "
+        f"(default {DEFAULT_DEADLINE_SECONDS})",
     )
-    transfer.add_argument("--no-wait", action="store_true", help="start it and return at once")
+    waiting = transfer.add_mutually_exclusive_group()
+    waiting.add_argument("--no-wait", action="store_true", help="start it and return at once")
+    dated.add_options(transfer, waiting)
     transfer.add_argument(
         "--low-latency",
         action="store_true",
@@ -95,27 +102,12 @@ def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
     cancel.add_argument("transfer_id", metavar="REF")
 
 
-def deadline_seconds(text: str) -> int:
-    """`--deadline`: whole seconds, from 1 to seven days (argparse names the flag)."""
-    try:
-        seconds = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
-    if seconds < 1:
-        raise argparse.ArgumentTypeError("must be at least 1 second")
-    if seconds > MAX_DEADLINE_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"must be at most {MAX_DEADLINE_SECONDS} seconds (seven days)"
-        )
-    return seconds
-
-
 async def _transfer(settings: Settings, args: StartTransfer) -> int:
     from temporalio.service import RPCError
 
     from app.cli.waiting import wait_saying_why
     from app.temporal import connect
-    from app.transfers import describe_request, start_transfer
+    from app.transfers import describe_request, start_transfer, started_request
     from workflows.contract import TransferRequest
 
     out = Output(args.json)
@@ -138,6 +130,7 @@ async def _transfer(settings: Settings, args: StartTransfer) -> int:
         destination_account=args.destination,
         amount=args.amount,
         deadline_seconds=args.deadline,
+        **dated.timing(args.at, args.after, args.retry_window),
         **routing,
     )
     # The workflow checks them too, but only at the debit (or after it): refuse
@@ -158,6 +151,7 @@ async def _transfer(settings: Settings, args: StartTransfer) -> int:
             transfer_id=transfer_id,
             task_queue=settings.task_queue,
             low_latency=args.low_latency,
+            relative_execute_at=args.after is not None,
         )
     except RPCError as err:
         # The server may have started it before the reply was lost: say which
@@ -169,6 +163,13 @@ async def _transfer(settings: Settings, args: StartTransfer) -> int:
             EXIT_UNAVAILABLE,
         ) from err
     url = settings.workflow_url(client.namespace, transfer_id)
+    if attached and args.after is not None:  # started earlier: its own time, not ours
+        request = await started_request(client, handle) or request
+    # Dated ahead: by default, say when it runs and return (it may be months away).
+    scheduled = dated.scheduled(transfer_id, request, attached=attached, url=url)
+    if scheduled is not None and not args.wait:
+        out.result(scheduled.text, scheduled.data, indent=None)
+        return EXIT_OK
     verb = "Attached to existing" if attached else "Started"
     started = f"{verb} transfer {transfer_id}: {describe_request(request)}\n  Web UI: {url}"
     if args.no_wait:
@@ -178,7 +179,7 @@ async def _transfer(settings: Settings, args: StartTransfer) -> int:
         return EXIT_OK
     # Before waiting, whatever the output format: a caller interrupted while
     # waiting must still know which transfer is running.
-    out.note(started)
+    out.note(started if scheduled is None else scheduled.waiting)
     try:
         outcome = await wait_saying_why(handle, settings.task_queue)
     except asyncio.CancelledError:

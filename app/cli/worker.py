@@ -245,7 +245,8 @@ async def _serve(
             if missing:
                 raise CommandError(
                     f"Search attributes {', '.join(missing)} are not registered on namespace "
-                    f"{client.namespace}: run `python starter.py setup` once",
+                    f"{client.namespace}: run `python starter.py setup` (once per cluster, and "
+                    "again after an upgrade that adds some), then start the worker again",
                     EXIT_UNAVAILABLE,
                 )
         where = f"{client.service_client.config.target_host} (namespace {client.namespace})"
