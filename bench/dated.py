@@ -8,12 +8,15 @@ it waiting on a durable timer in status ``scheduled``, posting nothing
 wait, then, from the moment, measures how long after it the last one
 completes and how many complete per second.
 
-The moment comes from this run's own pace: a calibration batch (at least
-the warm-up) is dated far ahead, started and timed until the worker has
-taken up its last one, then cancelled (nothing was posted). The moment is
-that pace for N transfers times `SAFETY`, plus `MARGIN`. A transfer taken up
-after the moment never waits, so the phase checks that the last one started
-was taken up in time, and that every sampled history has its timer.
+The transfers are started C at a time in batches of `BATCH`, each batch
+waiting until the worker has taken up its last transfer, so that the starts
+go at the pace the worker keeps: a backlog of first tasks would time out and
+reach the worker after the moment, and a transfer taken up after its moment
+never waits. The moment comes from that pace, measured in this run: a
+calibration batch dated far ahead is started the same way and timed, then
+cancelled (nothing was posted); the moment is that pace for N transfers
+times `SAFETY`, plus `MARGIN`. A batch taken up after the moment, or a
+sampled history without its timer, is a problem of the phase.
 
 The phase reads like any other with the moment as time zero: a workflow's
 latency is how long after the moment it completed (its lateness, from the
@@ -34,11 +37,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from app.transfers import TransferHandle, start_transfer, wait_outcome
-from bench.history import HISTORY_SAMPLE, with_history
+from bench.history import waits_and_timeouts, with_history
 from bench.measure import Meter, PhaseReport, PhaseResult
 from bench.scenarios import Scenario
 from bench.state import Bench
@@ -179,23 +181,6 @@ async def _closed(handle: TransferHandle) -> tuple[str, datetime.datetime]:
     return outcome.status, closed
 
 
-async def _sampled_histories(client: Client, ids: list[str]) -> dict[str, float]:
-    """Of a sample of the phase's histories: how many never waited, and their task timeouts."""
-    sample = ids[:: max(1, len(ids) // HISTORY_SAMPLE)][:HISTORY_SAMPLE]
-    types = Counter[int]()
-    without_timer = 0
-    for workflow_id in sample:
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
-        kinds = Counter(e.event_type for e in history.events)
-        without_timer += kinds[EventType.EVENT_TYPE_TIMER_STARTED] == 0
-        types += kinds
-    return {
-        "sampled": len(sample),
-        "sampled_without_timer": without_timer,
-        "sampled_task_timeouts": types[EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT],
-    }
-
-
 def _most_between(samples: Sequence[tuple[float, int]], start: float, end: float) -> list[int]:
     """The RSS samples between `start` and `end`, or the last one before `end` if none."""
     between = [rss for t, rss in samples if start <= t <= end]
@@ -253,7 +238,7 @@ async def run_dated(
             _most_between(samples, -math.inf, thousandth)[-1] if count >= 1000 else math.nan
         ),
         "lateness_max_s": max(lateness),
-        **await _sampled_histories(client, ids),
+        **await waits_and_timeouts(client, ids),
     }
     result = PhaseResult(
         latencies=lateness,
