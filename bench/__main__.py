@@ -1,6 +1,6 @@
 """`make bench`: the transfer saga measured against Temporal's own floor, in one run.
 
-    python -m bench [--transfers N] [--sequential M] [--concurrency C]
+    python -m bench [--transfers N] [--sequential M] [--concurrency C] [--dated D]
                     [--workers W] [--ledger-url URL] [--json PATH] [--only KEYS]
 
 Starts two dev servers from the installed Temporal CLI, one after the other:
@@ -9,6 +9,8 @@ exactly as the project embeds it (tuned dynamic config, SQLite file). With
 TEMPORAL_ADDRESS set, that server takes the tuned one's place. Every scenario
 runs its workflows once at concurrency 1 (`--sequential` of them) and once at
 concurrency C (`--transfers` of them); see bench/scenarios.py for the list.
+The `dated` scenario instead starts `--dated` transfers all due at one moment
+a little ahead, once (bench/dated.py).
 """
 
 import argparse
@@ -39,11 +41,19 @@ def main() -> None:
         default=3,
         help="split each phase into rounds, interleaved across scenarios (default 3)",
     )
+    parser.add_argument(
+        "--dated",
+        type=int,
+        default=1000,
+        help="transfers of the dated scenario, all due at one moment (default 1000)",
+    )
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured workflows first")
     parser.add_argument("--ledger-url", help="the ledger (default: a fresh SQLite file)")
     parser.add_argument("--json", metavar="PATH", help="write the full report as JSON")
     parser.add_argument("--only", metavar="KEYS", help="comma-separated scenario keys")
     args = parser.parse_args()
+    if args.dated < 1:
+        parser.error(f"--dated must be at least 1, not {args.dated}")
     # Payloads are encrypted as in production (the floor's too, so ratios stay
     # fair; only floor-untuned runs the SDK's plain defaults). A key of this
     # run's own unless the caller configured one; worker processes inherit it.

@@ -105,6 +105,8 @@ class PhaseReport:
     events: float | None = None  # mean history events per workflow (sampled)
     history_bytes: float | None = None
     problems: list[str] = field(default_factory=list)
+    #: What only the dated scenario measures (`bench.dated.FIGURES`).
+    dated: dict[str, float] | None = None
 
     def check(self, expect: str) -> None:
         """Record a problem unless every workflow ended as `expect`."""

@@ -29,6 +29,10 @@ class Metric(StrEnum):
     LAST_THOUSAND = "last thousand"  # workflows per second over the last 1000
     RSS_AFTER_FIRST_THOUSAND = "rss after first thousand"  # bytes
     RSS_AT_END = "rss at end"  # bytes, the most over the last 1000
+    PEAK_RSS = "peak rss"  # bytes, the most sampled during the phase
+    # The dated scenario's own (`bench.dated.FIGURES`):
+    RSS_WAITING = "rss waiting"  # bytes, the most while every transfer waits for its moment
+    RSS_AFTER_FIRST_THOUSAND_STARTED = "rss after first thousand started"  # bytes
 
 
 def _rss_after_first_thousand(phase: PhaseReport) -> float:
@@ -43,6 +47,10 @@ def _rss_at_end(phase: PhaseReport) -> float:
     return max(late) if late else float("nan")
 
 
+def _dated(figure: str) -> Callable[[PhaseReport], float | None]:
+    return lambda p: None if p.dated is None else p.dated[figure]
+
+
 _READ: dict[Metric, Callable[[PhaseReport], float | None]] = {
     Metric.P50: lambda p: p.result.percentile(50),
     Metric.THROUGHPUT: lambda p: p.result.throughput,
@@ -54,6 +62,9 @@ _READ: dict[Metric, Callable[[PhaseReport], float | None]] = {
     ),
     Metric.RSS_AFTER_FIRST_THOUSAND: _rss_after_first_thousand,
     Metric.RSS_AT_END: _rss_at_end,
+    Metric.PEAK_RSS: lambda p: p.result.peak_rss,
+    Metric.RSS_WAITING: _dated("rss_waiting_max"),
+    Metric.RSS_AFTER_FIRST_THOUSAND_STARTED: _dated("rss_after_first_thousand_started"),
 }
 
 

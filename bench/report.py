@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.temporal import temporal_cli
+from bench.dated import summary
 from bench.measure import PhaseReport
 from ledger.audit import AuditReport
 from ledger.shown import redact_url
@@ -77,6 +78,7 @@ def phase_row(phase: PhaseReport) -> dict[str, Any]:
         "outcomes": r.outcomes,
         "throughput_per_thousand": thousands,
         "problems": phase.problems,
+        "dated": phase.dated,
     }
 
 
@@ -86,7 +88,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
 
 def phase_table(phases: Sequence[PhaseReport]) -> Table:
     """The phases as a terminal table."""
-    table = Table(title="Phases (latency is start call to result)")
+    table = Table(title="Phases (latency: start call to result; dated: due moment to close)")
     table.add_column("scenario", justify="left")
     for heading, *_ in _COLUMNS:
         table.add_column(heading, justify="right")
@@ -94,6 +96,12 @@ def phase_table(phases: Sequence[PhaseReport]) -> Table:
         flag = " [red]!" if phase.problems else ""
         table.add_row(phase.scenario + flag, *_cells(phase_row(phase)))
     return table
+
+
+def dated_summaries(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """A sentence for each dated phase, against the plain transfer at the same concurrency."""
+    plain = {row["concurrency"]: row for row in rows if row["scenario"] == "transfer"}
+    return [summary(row, plain.get(row["concurrency"])) for row in rows if row.get("dated")]
 
 
 def ratio_table(rows: Sequence[dict[str, Any]]) -> Table:
@@ -118,6 +126,8 @@ def show(
 ) -> None:
     """The end of a run on the terminal: both tables, what was skipped, the audit, problems."""
     console.print(phase_table(phases))
+    for line in dated_summaries([phase_row(p) for p in phases]):
+        console.print(line)
     console.print(ratio_table(ratios))
     for key, why in skipped.items():
         console.print(f"skipped {key}: {why}")
@@ -173,6 +183,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         "rounds": args.rounds,
         "warmup": args.warmup,
+        "dated": args.dated,
         "ledger": "postgresql" if args.ledger_url else "sqlite",
         "project_server": os.environ.get("TEMPORAL_ADDRESS", "embedded"),
     }
@@ -225,6 +236,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         f"| {row['scenario']} | " + " | ".join(_cells(row)) + " |" for row in report["phases"]
     ]
+    dated = dated_summaries(report["phases"])
+    if dated:
+        lines += ["", *dated]
     lines += ["", "| Ratio (same run) | Value | Goal | Met |", "|---|---:|---|---|"]
     lines += [
         f"| {r['ratio']} | {r['value']:.2f} | {r['target']} | {'yes' if r['met'] else 'no'} |"

@@ -6,17 +6,13 @@ import argparse
 import asyncio
 import contextlib
 import datetime
-import functools
 import importlib.util
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,85 +23,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from app.transfers import start_transfer, wait_outcome
 from bench import report
+from bench.dated import run_dated
 from bench.floor import FLOOR_WORKFLOW
+from bench.history import with_history
 from bench.measure import Meter, PhaseReport, drive
 from bench.processes import dev_server, self_driving_phase, worker_processes
 from bench.scenarios import PROJECT, SCENARIOS, UNTUNED, Scenario, ratios
-from bench.workload import Accounts
+from bench.state import Bench
 from ledger import LedgerStore, open_store
 from ledger.audit import audit
-
-#: Histories sampled per phase for the events and bytes columns.
-HISTORY_SAMPLE = 20
-
-
-@dataclass
-class Bench:
-    """One benchmark run's settings and shared state."""
-
-    transfers: int
-    sequential: int
-    concurrency: int
-    workers: int
-    warmup: int
-    ledger_url: str
-    data_dir: Path
-    progress: Progress
-    rounds: int = 1
-    round: int = 0
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
-    tasks: dict[tuple[str, int], Any] = field(default_factory=dict)
-    reports: dict[tuple[str, int], PhaseReport] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    accounts: Accounts = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.accounts = Accounts(self.run_id)
-
-    def record(self, phase: PhaseReport, expect: str) -> None:
-        """Check a phase's outcomes, keep it (merged into its earlier rounds), say how it went."""
-        phase.check(expect)
-        earlier = self.reports.setdefault((phase.scenario, phase.concurrency), phase)
-        if earlier is not phase:
-            earlier.absorb(phase)
-        r = phase.result
-        self.progress.console.print(
-            f"round {self.round + 1}/{self.rounds} "
-            f"{phase.scenario} c={phase.concurrency}: {r.count} in {r.wall:.1f} s, "
-            f"{r.throughput:.1f}/s, p50 {r.percentile(50) * 1000:.0f} ms, "
-            f"CPU {r.cpu_per_workflow * 1000:.1f} ms/wf"
-            + (f" [red]{'; '.join(phase.problems)}" if phase.problems else "")
-        )
-
-    def phases(self) -> list[tuple[int, int]]:
-        """(concurrency, workflows) of each phase of one round."""
-        return [
-            (1, -(-self.sequential // self.rounds)),
-            (self.concurrency, -(-self.transfers // self.rounds)),
-        ]
-
-    def task(self, key: str, concurrency: int, count: int) -> functools.partial[None]:
-        """`advance(steps=1)` of the progress bar of a scenario's phase, over all rounds."""
-        if (key, concurrency) not in self.tasks:
-            self.tasks[key, concurrency] = self.progress.add_task(
-                f"{key} c={concurrency}", total=count * self.rounds
-            )
-        return functools.partial(self.progress.advance, self.tasks[key, concurrency])
-
-    def prefix(self, key: str, concurrency: int) -> str:
-        """Workflow ids of a phase in this round: `bench-<run>-<scenario>-r<n>-c<c>`."""
-        return f"bench-{self.run_id}-{key}-r{self.round}-c{concurrency}"
-
-
-async def _with_history(phase: PhaseReport, client: Client, ids: list[str]) -> PhaseReport:
-    """The phase with the mean events and serialized bytes of a sample of its histories."""
-    events, sizes = [], []
-    for workflow_id in ids[:: max(1, len(ids) // HISTORY_SAMPLE)][:HISTORY_SAMPLE]:
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
-        events.append(len(history.events))
-        sizes.append(sum(e.ByteSize() for e in history.events))
-    phase.events, phase.history_bytes = statistics.fmean(events), statistics.fmean(sizes)
-    return phase
 
 
 async def _run_worker_scenario(
@@ -139,6 +65,9 @@ async def _run_worker_scenario(
         ledger_url=bench.ledger_url,
         log_dir=bench.data_dir,
     ) as pids:
+        if scenario.runner == "dated":
+            await run_dated(bench, scenario, client, task_queue=task_queue, pids=pids)
+            return
         warm = runner(0)
         for index in range(bench.warmup):
             await warm(index)
@@ -152,7 +81,7 @@ async def _run_worker_scenario(
             )
             phase = PhaseReport(scenario.key, scenario.label, concurrency, result)
             ids = [f"{bench.prefix(scenario.key, concurrency)}-{i}" for i in range(count)]
-            bench.record(await _with_history(phase, client, ids), scenario.expect)
+            bench.record(await with_history(phase, client, ids), scenario.expect)
 
 
 async def _run_subprocess_scenario(
@@ -176,7 +105,7 @@ async def _run_subprocess_scenario(
         advance(count)
         phase = PhaseReport(scenario.key, scenario.label, concurrency, result)
         if client is not None:
-            phase = await _with_history(phase, client, [f"{prefix}-{i}" for i in range(count)])
+            phase = await with_history(phase, client, [f"{prefix}-{i}" for i in range(count)])
         bench.record(phase, scenario.expect)
 
 
@@ -213,7 +142,9 @@ async def _run_round(
 ) -> None:
     for scenario in scenarios:
         client, address = servers[scenario.server]
-        if scenario.runner == "worker":
+        if scenario.runner == "dated" and bench.round != bench.rounds // 2:
+            continue  # all N at one moment, once: in the middle round
+        if scenario.runner in ("worker", "dated"):
             assert client is not None
             assert address is not None
             await _run_worker_scenario(bench, scenario, client, address)
@@ -250,6 +181,7 @@ async def run(args: argparse.Namespace, console: Console) -> int:
             concurrency=args.concurrency,
             workers=args.workers,
             warmup=args.warmup,
+            dated=args.dated,
             ledger_url=args.ledger_url or f"sqlite:///{data_dir / 'ledger.db'}",
             data_dir=data_dir,
             progress=progress,

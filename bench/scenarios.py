@@ -25,7 +25,8 @@ class Scenario:
     key: str
     label: str
     server: str | None  # UNTUNED, PROJECT, or None (no Temporal server: DBOS)
-    # "worker" (worker processes, driven from here), "inprocess", "dbos", or
+    # "worker" (worker processes, driven from here), "dated" (the same, all
+    # its transfers due at one moment: bench.dated), "inprocess", "dbos", or
     # "ledger" (the two ledger calls straight from this process)
     runner: str
     workload: str  # "floor", "transfer", "insufficient", "refused", "default", "low-latency"
@@ -67,6 +68,14 @@ SCENARIOS = [
         "worker",
         "transfer",
         (*_TRANSFER, "--sandboxed"),
+    ),
+    Scenario(
+        "dated",
+        "transfer: all dated for one moment, started before it",
+        PROJECT,
+        "dated",
+        "transfer",
+        _TRANSFER,
     ),
     Scenario(
         "insufficient",
@@ -196,6 +205,20 @@ RATIOS = [
         places=2,
     ),
     Ratio(
+        "dated throughput once due / transfer throughput (c={c})",
+        Term("dated", C, TPUT),
+        (Term("transfer", C, TPUT),),
+        Goal(AT_LEAST, 0.9),
+    ),
+    Ratio(
+        "dated worker RSS while waiting / transfer worker peak RSS (c={c})",
+        Term("dated", C, Metric.RSS_WAITING),
+        (Term("transfer", C, Metric.PEAK_RSS),),
+        # The cache holds at most 1000 waiting transfers, whatever N: about
+        # the plain worker's own footprint again (docs/performance.md).
+        Goal(AT_MOST, 2, "<= 2 (the cache's cost)"),
+    ),
+    Ratio(
         "throughput of the last 1000 / the first 1000",
         Term("transfer", C, Metric.LAST_THOUSAND),
         (Term("transfer", C, Metric.FIRST_THOUSAND),),
@@ -206,6 +229,13 @@ RATIOS = [
         "worker RSS at the end / after the first 1000",
         Term("transfer", C, Metric.RSS_AT_END),
         (Term("transfer", C, Metric.RSS_AFTER_FIRST_THOUSAND),),
+        Goal(BELOW, 1.2),
+        long_run=True,
+    ),
+    Ratio(
+        "dated worker RSS while waiting / after the first 1000 started",
+        Term("dated", C, Metric.RSS_WAITING),
+        (Term("dated", C, Metric.RSS_AFTER_FIRST_THOUSAND_STARTED),),
         Goal(BELOW, 1.2),
         long_run=True,
     ),
