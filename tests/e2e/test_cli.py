@@ -96,7 +96,7 @@ def test_accounts_open_then_list_json(cli_env: dict[str, str]) -> None:
             cli_env, "accounts", "open", account_id, "--owner", owner, "--balance", balance
         )
         assert 0 == opened.returncode, opened.stderr
-        assert f"Opened {account_id} for {owner} with {balance}" == opened.stdout.strip()
+        assert f"Opened {account_id} for {owner} with {balance} USD" == opened.stdout.strip()
     listed = json.loads(run_cli(cli_env, "accounts", "list", "--json").stdout)
     by_id = {a["id"]: a for a in listed}
     assert {
@@ -281,10 +281,15 @@ def test_plain_temporal_cli_starts_a_transfer_with_json_input(
     bad = temporal_execute(server_env, "cli-3", request | {"amount": "12.345"}, *codec_server)
     assert 0 != bad.returncode
     # `execute` prints the failure's plain message ("Encoded failure"); the
-    # history, shown through the codec, has the real one.
-    [message] = failure_messages(temporal_show(server_env, "cli-3", *codec_server))
-    assert "Amount has more than two decimal places: 12.345" in message
-    assert ["(encrypted)"] == failure_messages(temporal_show(server_env, "cli-3"))
+    # history, shown through the codec, has the real one. Without a currency
+    # the request cannot know the places, so the debit refuses it (USD has
+    # two): the activity's failure, then the workflow's.
+    messages = failure_messages(temporal_show(server_env, "cli-3", *codec_server))
+    assert any(
+        "Amount has more than two decimal places (USD has two): 12.345" in message
+        for message in messages
+    ), messages
+    assert {"(encrypted)"} == set(failure_messages(temporal_show(server_env, "cli-3")))
     assert {"ACC-003": "699.75", "ACC-001": "1050.25"}.items() <= balances(server_env).items()
 
 
@@ -384,13 +389,13 @@ def test_demo_runs_the_three_scenarios(server_env: dict[str, str]) -> None:
     assert "Demo finished: every scenario ended as expected." in out
     final = out.rsplit("Balances:", 1)[1]
     for line in ("Alice", "850.00"), ("Bob", "650.00"), ("Charlie", "750.00"):
-        assert any(line[0] in row and row.rstrip().endswith(line[1]) for row in final.splitlines())
+        assert any(line[0] in row and f" {line[1]} USD" in row for row in final.splitlines())
     assert out.count("Saga status: compensated") == 2
     assert "Web UI: http://localhost:8233/namespaces/default/workflows/demo-" in out
     clearing = [row.split() for row in out.splitlines() if "CLEARING" in row]
-    assert [["north", "Clearing", "and", "settlement", "CLEARING", "clearing", "120.00"]] == [
-        row for row in clearing if row[0] == "north"
-    ]
+    assert [
+        ["north", "Clearing", "and", "settlement", "CLEARING", "clearing", "120.00", "USD"]
+    ] == [row for row in clearing if row[0] == "north"]
 
 
 def test_demo_starts_the_embedded_dev_server_when_none_answers(cli_env: dict[str, str]) -> None:
