@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from app.when import format_instant
-from ledger import Account, AccountKind, Receipt
+from ledger import Account, AccountKind, Receipt, shown_amount
 
 if TYPE_CHECKING:  # annotations only: `accounts list` renders without loading Temporal
     from app.fleet import Stats, TransferRow
@@ -45,7 +45,8 @@ def receipt_text(receipt: Receipt) -> str:
     """`150.00 ACC-001 -> CLEARING`, or `void of <key>` for a void."""
     if receipt.kind == "void":
         return f"void of {receipt.reverses} (it never applied; now it never will)"
-    text = f"{receipt.amount:,.2f} {receipt.from_account} -> {receipt.to_account}"
+    amount = shown_amount(receipt.amount, receipt.currency, grouped=True)
+    text = f"{amount} {receipt.from_account} -> {receipt.to_account}"
     return text + (" (replayed)" if receipt.replayed else "")
 
 
@@ -92,7 +93,8 @@ def scheduled_text(
     """What `transfer --at/--in` prints once the dated transfer has started (or was there)."""
     verb = "Attached to existing" if attached else "Scheduled"
     return (
-        f"{verb} transfer {transfer_id}: {request.amount:.2f} {request.source_account} -> "
+        f"{verb} transfer {transfer_id}: {shown_amount(request.amount, request.currency)} "
+        f"{request.source_account} -> "
         f"{request.destination_account} at {moment(due, now)}\n"
         f"  Nothing moves until then: `python starter.py status {transfer_id}` follows it, "
         f"`python starter.py cancel {transfer_id}` calls it off"
@@ -128,7 +130,8 @@ def state_text(state: TransferState, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     request = state.request
     lines = [
-        f"Transfer {state.transfer_id}: {request.amount:,.2f} "
+        f"Transfer {state.transfer_id}: "
+        f"{shown_amount(request.amount, request.currency, grouped=True)} "
         f"{request.source_account} -> {request.destination_account}",
         f"  Saga status: {state.status}",
     ]
@@ -167,7 +170,8 @@ def outcome_line(outcome: TransferOutcome) -> str:
     if outcome.ok and outcome.result is not None:
         r = outcome.result
         return (
-            f"Transfer {outcome.transfer_id} completed: {r.amount:,.2f} "
+            f"Transfer {outcome.transfer_id} completed: "
+            f"{shown_amount(r.amount, r.debit.currency, grouped=True)} "
             f"{r.source_account} -> {r.destination_account}"
         )
     return (

@@ -18,6 +18,7 @@ from temporalio.exceptions import (
     WorkflowAlreadyStartedError,
 )
 
+from ledger import shown_amount
 from workflows import visibility
 from workflows.contract import (
     LOW_LATENCY_WORKFLOW_NAME,
@@ -158,7 +159,8 @@ async def started_request(client: Client, handle: TransferHandle) -> TransferReq
 
 def describe_request(request: TransferRequest) -> str:
     """`150.00 ACC-001 -> ACC-002`."""
-    return f"{request.amount:.2f} {request.source_account} -> {request.destination_account}"
+    amount = shown_amount(request.amount, request.currency)
+    return f"{amount} {request.source_account} -> {request.destination_account}"
 
 
 async def wait_outcome(handle: TransferHandle) -> TransferOutcome:

@@ -48,7 +48,7 @@ from ledger.models import (
     validate_operator,
     validate_owner,
 )
-from ledger.money import MAX_AMOUNT, format_amount, parse_amount
+from ledger.money import MAX_AMOUNT, format_amount, parse_amount, shown_amount
 from ledger.schema import SCHEMA_VERSION, MigrationReport
 from ledger.store import DEFAULT_LEDGER_URL, LedgerStore, migrate, open_store
 
@@ -99,6 +99,7 @@ __all__ = [
     "open_store",
     "parse_amount",
     "places",
+    "shown_amount",
     "validate_account_id",
     "validate_currency",
     "validate_memo",

@@ -113,6 +113,16 @@ def from_minor(units: int, currency: str) -> Decimal:
     return Decimal(units).scaleb(-places(currency)).quantize(quantum(currency))
 
 
+def shown_amount(amount: Decimal, currency: str | None = None, *, grouped: bool = False) -> str:
+    """An amount as people read it: in its currency's places (1,500 JPY, 12.345 BHD).
+
+    Two places when the currency is not known (a request or receipt from
+    before currencies); `grouped` adds thousands separators.
+    """
+    digits = places(currency) if currency is not None else 2
+    return f"{amount:,.{digits}f}" if grouped else f"{amount:.{digits}f}"
+
+
 def format_amount(amount: Decimal, currency: str | None = None) -> str:
     """The currency's places, no grouping: the form amounts are shown and stored as text.
 

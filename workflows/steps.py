@@ -293,7 +293,7 @@ class StepTracker:
         step.error = None
         self.refresh_details()
         if isinstance(arg, StepInput):
-            summary = visibility.step_summary(step.name, arg.account_id, arg.amount)
+            summary = visibility.step_summary(step.name, arg.account_id, arg.amount, arg.currency)
         else:
             summary = step.name
         try:

@@ -21,6 +21,8 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 
+from ledger.money import shown_amount
+
 if TYPE_CHECKING:
     from workflows.contract import OperatorAction, StepState, TransferRequest, TransferState
 
@@ -73,13 +75,14 @@ def search_attribute_updates(
 def transfer_summary(request: TransferRequest) -> str:
     """The workflow's static summary: `Transfer 150.00 ACC-001 -> ACC-002`."""
     return (
-        f"Transfer {request.amount:.2f} {request.source_account} -> {request.destination_account}"
+        f"Transfer {shown_amount(request.amount, request.currency)} "
+        f"{request.source_account} -> {request.destination_account}"
     )
 
 
-def step_summary(step: str, account_id: str, amount: Decimal) -> str:
+def step_summary(step: str, account_id: str, amount: Decimal, currency: str | None = None) -> str:
     """An activity's summary: `debit ACC-001 150.00`."""
-    return f"{step} {account_id} {amount:.2f}"
+    return f"{step} {account_id} {shown_amount(amount, currency)}"
 
 
 def current_details(state: TransferState) -> str:
@@ -147,7 +150,8 @@ def _step_item(step: StepState) -> str:
         if receipt.kind == "void":
             detail = "void: never applied, now never will"
         else:
-            detail = f"{receipt.amount:.2f} {receipt.from_account} → {receipt.to_account}"
+            amount = shown_amount(receipt.amount, receipt.currency)
+            detail = f"{amount} {receipt.from_account} → {receipt.to_account}"
     elif step.error is not None:
         detail = _escaped(f"{step.error.type}: {step.error.message}")
     else:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from app.when import format_duration, format_instant
+from ledger import shown_amount
 
 if TYPE_CHECKING:  # annotations only: the handlers import Temporal, not `--help`
     from app.schedules import Order, Run
@@ -30,7 +31,8 @@ def _when(order: Order) -> str:
 def order_line(order: Order) -> str:
     """`150.00 ACC-001 -> ACC-002, every 1d`."""
     request = order.request
-    amount = f"{request.amount:,.2f} {request.source_account} -> {request.destination_account}"
+    amount = shown_amount(request.amount, request.currency, grouped=True)
+    amount = f"{amount} {request.source_account} -> {request.destination_account}"
     return f"{amount}, {_when(order)}"
 
 
@@ -104,7 +106,7 @@ def order_json(order: Order) -> dict[str, Any]:
         "order_id": order.order_id,
         "source_account": request.source_account,
         "destination_account": request.destination_account,
-        "amount": f"{request.amount:.2f}",
+        "amount": shown_amount(request.amount, request.currency),
         "every": order.every_text,
         "cron": timing.cron,
         "start_at": instant_text(timing.start_at) if timing.start_at else None,

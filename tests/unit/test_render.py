@@ -7,7 +7,9 @@ import pytest
 
 from app.fleet import TransferRow
 from app.render import relative, state_text, transfer_table
+from ledger import PostingKind, Receipt, shown_amount
 from workflows.contract import StepState, TransferRequest, TransferState, TransferStatus
+from workflows.visibility import step_summary, transfer_summary
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -135,3 +137,35 @@ def test_list_overdue_shows_since_when_and_until_when() -> None:
     assert header.endswith("To           Parked since         Retried until")
     assert line.endswith("ACC-404      2026-11-28 09:00:00  2026-12-01 08:59:59")
     assert transfer_table([row]).splitlines()[1].endswith("ACC-404      2026-11-27 09:00:00")
+
+
+def _yen_receipt(step: str) -> Receipt:
+    return Receipt(
+        key=f"t-yen/{step}",
+        kind=PostingKind.DEBIT,
+        amount=Decimal("1500"),
+        from_account="JPY-001",
+        to_account="CLEARING",
+        reverses=None,
+        posted_at=NOW,
+        currency="JPY",
+    )
+
+
+def test_amounts_are_shown_in_their_currencys_places() -> None:
+    """Yen have no minor unit, dinars three places; without a currency, two as always."""
+    request = TransferRequest(
+        source_account="JPY-001", destination_account="JPY-002", amount="1500", currency="JPY"
+    )
+    debit = StepState(name="debit", kind="forward", result=_yen_receipt("debit"))
+    state = TransferState(
+        transfer_id="t-yen", request=request, status=TransferStatus.RUNNING, steps=[debit]
+    )
+    text = state_text(state, NOW)
+    assert "Transfer t-yen: 1,500 JPY-001 -> JPY-002" in text
+    assert "1,500 JPY-001 -> CLEARING" in text
+    assert "1,500.00" not in text
+    assert "Transfer 1500 JPY-001 -> JPY-002" == transfer_summary(request)
+    assert "debit JPY-001 1500" == step_summary("debit", "JPY-001", Decimal("1500"), "JPY")
+    assert "12.345" == shown_amount(Decimal("12.345"), "BHD")
+    assert "80.00" == shown_amount(Decimal("80"))
