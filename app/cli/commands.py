@@ -87,6 +87,18 @@ class Args:
     json: bool = False
 
 
+def flag_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`parse` as an argparse type: its ValueError's message, under the flag's name."""
+
+    def parsed(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return parsed
+
+
 def typed(cls: type[D], namespace: argparse.Namespace) -> D:
     """The dataclass `cls` filled from the parsed namespace's attributes of the same names."""
     return cls(**{f.name: getattr(namespace, f.name) for f in fields(cls)})

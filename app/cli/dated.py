@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from app import render
+from app.cli.commands import flag_type
 from app.when import format_duration, format_instant, parse_duration, parse_instant
 from ledger.shown import quoted
 from workflows.status import (
@@ -35,18 +35,6 @@ MAX_AHEAD = timedelta(days=MAX_SCHEDULE_AHEAD_DAYS)
 MAX_WINDOW = timedelta(seconds=MAX_COMPENSATION_RETRY_WINDOW_SECONDS)
 #: A retry window of zero, in any unit: `0`, `0s`, `0d`.
 _ZERO = re.compile(r"0+[dhms]?", re.IGNORECASE | re.ASCII)
-
-
-def _flag(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """`parse` as an argparse type: its ValueError's message, under the flag's name."""
-
-    def parsed(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    return parsed
 
 
 def _too_far(shown: str) -> ValueError:
@@ -115,7 +103,7 @@ def add_options(parser: argparse.ArgumentParser, waiting: argparse._ActionsConta
     when = parser.add_mutually_exclusive_group()
     when.add_argument(
         "--at",
-        type=_flag(execute_at),
+        type=flag_type(execute_at),
         metavar="TIME",
         help="run it then, not now: ISO 8601 with Z or an offset (2027-01-01T09:00:00Z); "
         f"at most {MAX_SCHEDULE_AHEAD_DAYS} days ahead; a time that has passed runs now",
@@ -123,7 +111,7 @@ def add_options(parser: argparse.ArgumentParser, waiting: argparse._ActionsConta
     when.add_argument(
         "--in",
         dest="after",
-        type=_flag(delay),
+        type=flag_type(delay),
         metavar="DURATION",
         help="run it after this long (30s, 2h, 1d, 1h30m). Counted from now, so the same "
         "command run again later names another time: with the same --id it attaches to the "
@@ -132,7 +120,7 @@ def add_options(parser: argparse.ArgumentParser, waiting: argparse._ActionsConta
     default = format_duration(timedelta(seconds=DEFAULT_COMPENSATION_RETRY_WINDOW_SECONDS))
     parser.add_argument(
         "--retry-window",
-        type=_flag(retry_window),
+        type=flag_type(retry_window),
         metavar="DURATION",
         help="if undoing it fails for good (a frozen account, say), how long it retries by "
         f"itself before it is overdue for an operator (default {default}, at most "

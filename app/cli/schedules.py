@@ -13,11 +13,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from app.cli.accounts import transfer_currency
-from app.cli.commands import Args, CommandParser, add_command
+from app.cli.commands import Args, CommandParser, add_command, flag_type
 from app.cli.output import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, CommandError, Output, warn
 from app.cli.schedule_output import describe_text, instant_text, list_text, order_json, order_line
 from app.config import Settings
@@ -63,18 +63,6 @@ class PauseOrder(Args):
     note: str | None
 
 
-def _flag(parse: Any) -> Any:
-    """`parse` as an argparse type: its ValueError's message, under the flag's name."""
-
-    def parsed(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    return parsed
-
-
 def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
     """Add `schedule` and its actions."""
     group = commands.add_parser("schedule", help="standing orders: a transfer on a schedule")
@@ -89,7 +77,7 @@ def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
     when = create.add_mutually_exclusive_group(required=True)
     when.add_argument(
         "--every",
-        type=_flag(parse_duration),
+        type=flag_type(parse_duration),
         metavar="DURATION",
         help="such as 30s, 2h, 1d, 1h30m (at least 1s)",
     )
@@ -99,7 +87,7 @@ def add_commands(commands: argparse._SubParsersAction[CommandParser]) -> None:
     for flag, what in (("--start-at", "before"), ("--end-at", "after")):
         create.add_argument(
             flag,
-            type=_flag(parse_instant),
+            type=flag_type(parse_instant),
             metavar="TIME",
             help=f"no run {what} it; ISO 8601 with Z or an offset (2027-01-01T09:00:00Z)",
         )
