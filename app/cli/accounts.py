@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app import render
 from app.cli.commands import Args, CommandParser, add_command
@@ -20,6 +20,9 @@ from ledger import (
     parse_amount,
     validate_currency,
 )
+
+if TYPE_CHECKING:  # pydantic is loaded by the handlers, not by `--help`
+    from workflows.contract import TransferRequest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,6 +157,33 @@ def transfer_currency(
         if account is not None:
             asked = account.currency
     return asked
+
+
+def routing(settings: Settings, source: str, destination: str) -> dict[str, str]:
+    """A transfer request's `source_bank` and `destination_bank`; none with one ledger."""
+    if not settings.multi_bank:
+        return {}
+    return {
+        "source_bank": settings.bank_of(source),
+        "destination_bank": settings.bank_of(destination),
+    }
+
+
+def in_its_currency(
+    settings: Settings, request: TransferRequest, amount: str, asked: str | None
+) -> TransferRequest:
+    """`request` carrying its accounts' currency, `amount` read in that currency's places.
+
+    Checked before anything moves (`transfer_currency`: 15.5 JPY is refused);
+    `request` as it is when an account's ledger could not be reached.
+    """
+    currency = transfer_currency(
+        settings, request.source_account, request.destination_account, asked
+    )
+    if currency is None:
+        return request
+    in_places = parse_amount(amount, currency=currency)
+    return request.model_copy(update={"currency": currency, "amount": in_places})
 
 
 def _not_found(store: LedgerStore, err: AccountNotFound) -> str:

@@ -16,13 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from app.cli.accounts import transfer_currency
+from app.cli.accounts import in_its_currency, routing
 from app.cli.commands import Args, CommandParser, add_command, flag_type
 from app.cli.output import EXIT_NOT_COMPLETED, EXIT_OK, EXIT_USAGE, CommandError, Output, warn
 from app.cli.schedule_output import describe_text, instant_text, list_text, order_json, order_line
 from app.config import Settings
 from app.when import format_duration, format_instant, parse_duration, parse_instant
-from ledger import parse_amount, validate_memo
+from ledger import validate_memo
 from ledger.shown import quoted
 
 if TYPE_CHECKING:  # Temporal is imported by the handlers, not by `--help`
@@ -169,27 +169,14 @@ async def _create(settings: Settings, args: CreateOrder) -> int:
 
     order_id = validate_order_id(args.order_id)
     timing = timing_of(args)
-    routing = (
-        {
-            "source_bank": settings.bank_of(args.source),
-            "destination_bank": settings.bank_of(args.destination),
-        }
-        if settings.multi_bank
-        else {}
-    )
     request = TransferRequest(
         source_account=args.source,
         destination_account=args.destination,
         amount=args.amount,
-        **routing,
+        **routing(settings, args.source, args.destination),
     )
     # Both accounts in one currency (and the amount in its places), as `transfer` checks.
-    currency = transfer_currency(
-        settings, request.source_account, request.destination_account, None
-    )
-    if currency is not None:
-        amount = parse_amount(args.amount, currency=currency)
-        request = request.model_copy(update={"currency": currency, "amount": amount})
+    request = in_its_currency(settings, request, args.amount, None)
     client = await connect()
     with _one_line_errors():
         await create_order(client, order_id, request, timing, task_queue=settings.task_queue)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from app import render
 from app.cli import dated
-from app.cli.accounts import transfer_currency
+from app.cli.accounts import in_its_currency, routing
 from app.cli.commands import Args, CommandParser, add_command
 from app.cli.output import (
     EXIT_INTERRUPTED,
@@ -23,7 +23,6 @@ from app.cli.output import (
     Output,
 )
 from app.config import Settings
-from ledger import parse_amount
 from workflows.status import (
     DEFAULT_DEADLINE_SECONDS,
     FINAL_STATUSES,
@@ -117,31 +116,17 @@ async def _transfer(settings: Settings, args: StartTransfer) -> int:
             "bank's ledger: it cannot serve TRANSFER_BANKS",
             EXIT_USAGE,
         )
-    routing = (
-        {
-            "source_bank": settings.bank_of(args.source),
-            "destination_bank": settings.bank_of(args.destination),
-        }
-        if settings.multi_bank
-        else {}
-    )
     request = TransferRequest(
         source_account=args.source,
         destination_account=args.destination,
         amount=args.amount,
         deadline_seconds=args.deadline,
         **dated.timing(args.at, args.after, args.retry_window),
-        **routing,
+        **routing(settings, args.source, args.destination),
     )
     # The workflow checks them too, but only at the debit (or after it): refuse
     # now, before a saga starts. Both accounts must be in one currency.
-    currency = transfer_currency(
-        settings, request.source_account, request.destination_account, args.currency
-    )
-    if currency is not None:
-        # In the currency's own places (15.5 JPY is refused), carried by the request.
-        amount = parse_amount(args.amount, currency=currency)
-        request = request.model_copy(update={"currency": currency, "amount": amount})
+    request = in_its_currency(settings, request, args.amount, args.currency)
     transfer_id = args.transfer_id or f"transfer-{uuid.uuid4().hex[:12]}"
     client = await connect()
     try:
