@@ -14,12 +14,24 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
+import pytest
+
+from app.cli import starter_main
 from app.processes import running_process, start_process_sync, stop_process_sync
 
 #: The repository: where `starter.py` and `worker.py` live.
 ROOT = Path(__file__).resolve().parents[2]
 #: What a worker prints once it polls its task queues.
 WORKER_READY = "Worker running"
+#: Where nothing answers: input that passes every check fails there instead, with exit 3.
+NOWHERE = "127.0.0.1:1"
+
+
+def refusal(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Run `starter.py ARGS` in this process; its exit code and the last line it wrote to stderr."""
+    code = starter_main(list(args))
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err[-1] if err else ""
 
 
 def script_args(script: str, *args: str) -> list[str]:

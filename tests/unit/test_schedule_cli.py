@@ -8,29 +8,10 @@ import pytest
 
 from app.cli import starter_main
 from app.schedules import Timing
-from tests.support.ledgers import seeded_ledger
+from tests.support.cli import NOWHERE, refusal
 from tests.unit.test_cli_startup import loaded_by
 
 ORDER = ["schedule", "create", "rent", "--from", "ACC-001", "--to", "ACC-002", "--amount", "150"]
-#: Where nothing answers: input that passes every check fails here instead, with exit 3.
-NOWHERE = "127.0.0.1:1"
-
-
-@pytest.fixture
-def ledger_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A seeded ledger of its own, and a Temporal address where nothing answers."""
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    seeded_ledger(url).close()
-    monkeypatch.setenv("LEDGER_URL", url)
-    monkeypatch.setenv("TRANSFER_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("TEMPORAL_ADDRESS", NOWHERE)
-
-
-def refusal(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    """Run `starter.py ARGS`; its exit code and the last line it wrote to stderr."""
-    code = starter_main(list(args))
-    err = capsys.readouterr().err.strip().splitlines()
-    return code, err[-1] if err else ""
 
 
 IN_AN_HOUR = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")

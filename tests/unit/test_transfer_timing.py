@@ -3,41 +3,21 @@
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from app.cli import dated, starter_main
 from app.cli.main import starter_parser
 from app.transfers import initial_status
-from tests.support.ledgers import seeded_ledger
+from tests.support.cli import NOWHERE, refusal
 from workflows.contract import TransferRequest, TransferStatus
 
 TRANSFER = ["transfer", "--from", "ACC-001", "--to", "ACC-002", "--amount", "25"]
-#: Where nothing answers: input that passes every check fails here instead, with exit 3.
-NOWHERE = "127.0.0.1:1"
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 def _at(delta: timedelta) -> str:
     return (datetime.now(UTC) + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@pytest.fixture
-def ledger_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A seeded ledger of its own, and a Temporal address where nothing answers."""
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    seeded_ledger(url).close()
-    monkeypatch.setenv("LEDGER_URL", url)
-    monkeypatch.setenv("TRANSFER_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("TEMPORAL_ADDRESS", NOWHERE)
-
-
-def refusal(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    """Run `starter.py ARGS`; its exit code and the last line it wrote to stderr."""
-    code = starter_main(list(args))
-    err = capsys.readouterr().err.strip().splitlines()
-    return code, err[-1] if err else ""
 
 
 @pytest.mark.usefixtures("ledger_env")
