@@ -9,21 +9,23 @@ and each test fails if it takes more than `WALL_LIMIT` seconds of wall time.
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 from ledger import LedgerStore
 from tests.support.doubles import freezing_credit
 from tests.support.ledgers import balances, opening_balances
-from tests.support.skipping import skipping, time_skipping_server
+from tests.support.skipping import Clock, skipping, time_skipping_server
 from tests.support.transfers import new_id, park, postings_of, request, wait_for_status
 from tests.support.workers import transfer_worker
 from workflows.contract import (
     ResolveRequest,
     StepStatus,
+    TransferRequest,
     TransferResult,
     TransferState,
     TransferStatus,
@@ -52,6 +54,17 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         await environment.shutdown()
 
 
+async def _start(
+    env: WorkflowEnvironment, clock: Clock, task_queue: str, req: TransferRequest, transfer_id: str
+) -> WorkflowHandle[Any, Any]:
+    """Start `req` as `transfer_id` on `task_queue`: the transfer whose span the clock measures."""
+    return clock.follow(
+        await env.client.start_workflow(
+            TransferWorkflow.run, req, id=transfer_id, task_queue=task_queue
+        )
+    )
+
+
 async def _state(handle: object) -> TransferState:
     state: TransferState = await handle.query(TransferWorkflow.state)  # type: ignore[attr-defined]
     return state
@@ -64,13 +77,8 @@ async def test_a_transfer_dated_30_days_ahead_is_scheduled_then_completes_on_its
     async with skipping(env, "dated 30 days ahead, then completed") as clock:
         due = await env.get_current_time() + timedelta(days=30)
         async with transfer_worker(env.client, store) as tq:
-            handle = clock.follow(
-                await env.client.start_workflow(
-                    TransferWorkflow.run,
-                    request("ACC-001", "ACC-002", "150", execute_at=due),
-                    id=transfer_id,
-                    task_queue=tq,
-                )
+            handle = await _start(
+                env, clock, tq, request("ACC-001", "ACC-002", "150", execute_at=due), transfer_id
             )
             scheduled = await wait_for_status(handle, TransferStatus.SCHEDULED)
             assert [] == postings_of(store, transfer_id)
@@ -97,13 +105,8 @@ async def test_a_transfer_cancelled_while_scheduled_moves_nothing(
     async with skipping(env, "cancelled while scheduled") as clock:
         due = await env.get_current_time() + timedelta(days=30)
         async with transfer_worker(env.client, store) as tq:
-            handle = clock.follow(
-                await env.client.start_workflow(
-                    TransferWorkflow.run,
-                    request("ACC-001", "ACC-002", "150", execute_at=due),
-                    id=transfer_id,
-                    task_queue=tq,
-                )
+            handle = await _start(
+                env, clock, tq, request("ACC-001", "ACC-002", "150", execute_at=due), transfer_id
             )
             await wait_for_status(handle, TransferStatus.SCHEDULED)
             await handle.cancel()
@@ -125,13 +128,12 @@ async def test_the_deadline_counts_from_execute_at(
     async with skipping(env, "deadline from execute_at") as clock:
         due = await env.get_current_time() + timedelta(days=30)
         async with transfer_worker(env.client, store) as tq:
-            handle = clock.follow(
-                await env.client.start_workflow(
-                    TransferWorkflow.run,
-                    request("ACC-001", "ACC-002", "10", execute_at=due, deadline_seconds=60),
-                    id=new_id(),
-                    task_queue=tq,
-                )
+            handle = await _start(
+                env,
+                clock,
+                tq,
+                request("ACC-001", "ACC-002", "10", execute_at=due, deadline_seconds=60),
+                new_id(),
             )
             result = await handle.result()
     assert isinstance(result, TransferResult)
@@ -145,13 +147,8 @@ async def test_a_transfer_dated_too_far_ahead_fails_before_anything_moves(
     async with skipping(env, "dated too far ahead") as clock:
         due = await env.get_current_time() + timedelta(days=400)
         async with transfer_worker(env.client, store) as tq:
-            handle = clock.follow(
-                await env.client.start_workflow(
-                    TransferWorkflow.run,
-                    request("ACC-001", "ACC-002", "10", execute_at=due),
-                    id=transfer_id,
-                    task_queue=tq,
-                )
+            handle = await _start(
+                env, clock, tq, request("ACC-001", "ACC-002", "10", execute_at=due), transfer_id
             )
             with pytest.raises(WorkflowFailureError) as failure:
                 await handle.result()
@@ -234,13 +231,12 @@ async def test_a_transfer_with_no_retry_window_is_overdue_as_soon_as_it_parks(
         skipping(env, "no retry window") as clock,
         transfer_worker(env.client, store, credit=freezing_credit(store)) as tq,
     ):
-        handle = clock.follow(
-            await env.client.start_workflow(
-                TransferWorkflow.run,
-                request("ACC-001", "ACC-404", "80", compensation_retry_window_seconds=0),
-                id=new_id(),
-                task_queue=tq,
-            )
+        handle = await _start(
+            env,
+            clock,
+            tq,
+            request("ACC-001", "ACC-404", "80", compensation_retry_window_seconds=0),
+            new_id(),
         )
         parked = await wait_for_status(handle, TransferStatus.NEEDS_ATTENTION)
         await env.sleep(timedelta(days=1))
