@@ -7,6 +7,7 @@ import logging
 import shutil
 import sys
 import sysconfig
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,7 +33,13 @@ from temporalio.runtime import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.config import DEFAULT_ADDRESS, DEFAULT_UI_PORT, Settings
-from app.dev_server import LOG_FILE_NAME, DevServerFailed, dev_server_args, running_dev_server
+from app.dev_server import (
+    LOG_FILE_NAME,
+    START_TIMEOUT,
+    DevServerFailed,
+    dev_server_args,
+    running_dev_server,
+)
 from app.encryption import encrypted_converter
 from app.logs import CORE_LOGGER, status
 from app.private_files import PRIVATE_DIR_MODE
@@ -116,6 +123,27 @@ async def connect(
             f"Cannot reach Temporal at {config['target_host']} ({err}). "
             "Start one with `python worker.py --dev`, or set TEMPORAL_ADDRESS."
         ) from err
+
+
+async def connect_once_healthy(
+    settings: Settings, *, within: float = START_TIMEOUT, **options: Any
+) -> Client:
+    """`connect` to a dev server just started, retrying while its frontend warms up.
+
+    Its port answers a moment before its frontend is healthy ("Frontend is
+    not healthy yet"), which failed `make demo` now and then on a busy machine.
+
+    Raises:
+        ServerUnavailable: Still unreachable `within` seconds on.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await connect(settings, **options)
+        except ServerUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 def installed_binary(name: str, package: str) -> str:
@@ -206,7 +234,7 @@ async def server_client(
     )
     try:
         async with running_dev_server(args, log=log, port=port):
-            client = await connect(settings, create_key=dev, **options)
+            client = await connect_once_healthy(settings, create_key=dev, **options)
             # The dev server registers `--search-attribute`s only in a new
             # database: one an older release made lacks those added since.
             added, _ = await register_search_attributes(client)
